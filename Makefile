@@ -1,0 +1,28 @@
+# The two set-up commands: `make demo` and `make test`. Both create .venv when missing and install the
+# pinned CPU-safe versions (requirements/constraints.txt: torch 2.14.1 + torchvision 0.29.1, which pip
+# takes from this machine's local wheels; a plain `torch` would pull several GB).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.feat2gs-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test perf clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/feat2gs demo
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+perf: install
+	$(PY) benchmarks/perf/render_cpu.py
+
+clean:
+	rm -rf build runs .pytest_cache

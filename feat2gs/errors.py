@@ -1,0 +1,38 @@
+"""Error types. Every error raised for bad user input names the file or field at fault."""
+
+from __future__ import annotations
+
+
+class Feat2GSError(Exception):
+    """Base class of all errors raised deliberately by feat2gs."""
+
+
+class InputError(Feat2GSError, ValueError):
+    """Bad user input: a missing/corrupt file, a malformed field, mismatched sizes.
+
+    ``where`` names the file or the config/data field at fault; it is prefixed to the message.
+    """
+
+    def __init__(self, where: str, message: str):
+        self.where = str(where)
+        self.detail = message
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownNameError(Feat2GSError, KeyError):
+    """A registry lookup for a name that is not registered (unknown backbone, mode, initialiser...)."""
+
+    def __init__(self, kind: str, name: str, available: list[str]):
+        self.kind, self.name, self.available = kind, name, list(available)
+        super().__init__(f"unknown {kind} {name!r}; available: {', '.join(sorted(available)) or '(none)'}")
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return self.args[0]
+
+
+class WeightsNotFoundError(Feat2GSError, FileNotFoundError):
+    """Pretrained weights of a model are not on this machine."""
+
+    def __init__(self, model: str, how_to_get: str):
+        self.model, self.how_to_get = model, how_to_get
+        super().__init__(f"weights for {model} not found. {how_to_get}")

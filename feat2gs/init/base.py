@@ -1,0 +1,85 @@
+"""Initialiser interface: cameras + a per-pixel world point map of the train views."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..registry import Registry
+from ..scene import Cameras, Scene
+
+INITIALISERS: Registry["Initialiser"] = Registry("initialiser")
+
+
+@dataclass
+class PointInit:
+    """Per-pixel initial geometry of the train views, at the train images' resolution.
+
+    points (V, H, W, 3) world coordinates; valid (V, H, W) bool; colors (V, H, W, 3) in [0, 1];
+    depth (V, H, W) z-depth in each view (0 where invalid); cameras: the train cameras (same frame).
+    """
+
+    points: torch.Tensor
+    valid: torch.Tensor
+    colors: torch.Tensor
+    depth: torch.Tensor
+    cameras: Cameras
+    method: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        V, H, W = self.valid.shape
+        for name, shape in (("points", (V, H, W, 3)), ("colors", (V, H, W, 3)), ("depth", (V, H, W))):
+            if tuple(getattr(self, name).shape) != shape:
+                raise InputError(f"init.{name}", f"expected {shape}, got {tuple(getattr(self, name).shape)}")
+        if len(self.cameras) != V or (self.cameras.width, self.cameras.height) != (W, H):
+            raise InputError("init.cameras", "cameras do not match the point map")
+        if not self.valid.any():
+            raise InputError(f"init.{self.method or 'valid'}", "no valid point in the initialisation")
+
+    @property
+    def num_points(self) -> int:
+        return int(self.valid.sum())
+
+    def pooled(self, block: int) -> "PointInit":
+        """One point per ``block`` x ``block`` pixel block: the mean of the block's valid points.
+
+        A block is valid when at least half of its pixels are. The cameras are rescaled to the block grid.
+        """
+        if block == 1:
+            return self
+        V, H, W = self.valid.shape
+        if H % block or W % block:
+            raise InputError("init.block", f"{W}x{H} is not divisible by block {block}")
+        v = self.valid.float()[:, None]
+        pool = lambda t: F.avg_pool2d(t, block)  # noqa: E731
+        frac = pool(v)
+        denom = frac.clamp_min(1e-12)
+        pts = pool(self.points.permute(0, 3, 1, 2) * v) / denom
+        cols = pool(self.colors.permute(0, 3, 1, 2) * v) / denom
+        dep = pool(self.depth[:, None] * v) / denom
+        valid = frac[:, 0] >= 0.5
+        return PointInit(
+            points=pts.permute(0, 2, 3, 1).contiguous(),
+            valid=valid,
+            colors=cols.permute(0, 2, 3, 1).contiguous(),
+            depth=dep[:, 0] * valid,
+            cameras=self.cameras.resized(W // block, H // block),
+            method=self.method,
+            meta={**self.meta, "block": block},
+        )
+
+
+class Initialiser(ABC):
+    """Turns the train views of a scene into a ``PointInit``. Config comes from ``init.<name>``."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def __call__(self, train: Scene) -> PointInit:
+        ...
