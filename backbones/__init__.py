@@ -1,0 +1,13 @@
+"""Backbones: one registry (``backbones.registry``), one small wrapper module per family.
+
+Importing this package registers every family. ``build_backbone("random-<name>")`` gives the same network
+with fixed-seed random weights.
+"""
+
+from . import iuvrgb, vit  # noqa: F401  (registration side effects)
+from .base import Backbone, FeatureMap
+from .registry import (BACKBONES, BackboneInfo, BackboneOptions, backbone_info, backbone_names,
+                       build_backbone)
+
+__all__ = ["Backbone", "FeatureMap", "BACKBONES", "BackboneInfo", "BackboneOptions", "backbone_info",
+           "backbone_names", "build_backbone"]

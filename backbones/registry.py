@@ -40,11 +40,12 @@ class BackboneOptions:
     arch_overrides: dict = field(default_factory=dict)  # architecture changes (tiny test configs)
 
 
-BACKBONES: Registry[Callable[[BackboneOptions], Backbone]] = Registry("backbone")
+BACKBONES: Registry[Callable[[BackboneOptions, BackboneInfo], Backbone]] = Registry("backbone")
 
 
 def register_backbone(name: str, info: BackboneInfo):
-    """Decorator registering ``factory(opts: BackboneOptions) -> Backbone`` under ``name``."""
+    """Decorator registering ``factory(opts: BackboneOptions, info: BackboneInfo) -> Backbone`` (usually the
+    wrapper class itself) under ``name``. A class may be registered under several names (model sizes)."""
     return BACKBONES.register(name, info=info)
 
 
@@ -80,4 +81,4 @@ def build_backbone(name: str, opts: Optional[BackboneOptions] = None, **kwargs: 
         opts = replace(opts, random_init=True)
     entry = _entry(base, name)
     opts = replace(opts, name=name)
-    return entry.factory(opts)
+    return entry.factory(opts, entry.meta["info"])
