@@ -1,0 +1,125 @@
+"""Evaluation: test-pose refinement, then image metrics over valid pixels (and 3D metrics when there is GT)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from omegaconf import DictConfig
+
+from .gaussians import Gaussians
+from .geometry.pose import PoseCorrection
+from .metrics.image import LPIPSUnavailable, MaskedLPIPS, masked_l1, mean_color_psnr, psnr, ssim
+from .render.base import Renderer
+from .scene import Scene
+
+
+@dataclass
+class PoseRefinement:
+    viewmat: torch.Tensor  # (4, 4) best pose
+    loss_initial: float
+    loss_best: float
+    best_step: int
+
+
+def refine_test_pose(renderer: Renderer, gaussians: Gaussians, K: torch.Tensor, viewmat: torch.Tensor,
+                     image: torch.Tensor, mask: torch.Tensor, steps: int, lr_rot: float, lr_trans: float,
+                     extent: float) -> PoseRefinement:
+    """Adam on a pose correction minimising the masked L1 between render and image; returns the pose with
+    the lowest loss seen (each candidate is scored before the update that follows it, and the last pose
+    is scored too -- no off-by-one). Gaussians stay fixed."""
+    H, W = image.shape[-2:]
+    g = gaussians.detach()
+    pose = PoseCorrection(viewmat[None], scale=extent).to(image.device)
+    opt = torch.optim.Adam([{"params": [pose.rot], "lr": lr_rot}, {"params": [pose.trans], "lr": lr_trans}],
+                           eps=1e-15)
+    best, best_vm, best_step, first = float("inf"), viewmat, 0, None
+    for step in range(steps + 1):
+        vm = pose()
+        with torch.set_grad_enabled(step < steps):
+            out = renderer.render(g, K[None], vm, W, H)
+            loss = masked_l1(out.image, image[None], mask[None])
+        value = float(loss)
+        first = value if first is None else first
+        if value < best:
+            best, best_vm, best_step = value, vm[0].detach().clone(), step
+        if step < steps:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return PoseRefinement(best_vm, first, best, best_step)
+
+
+@dataclass
+class ViewScore:
+    name: str
+    psnr: float
+    ssim: float
+    lpips: Optional[float]
+    mean_color_psnr: float
+    valid_fraction: float
+    pose: Optional[PoseRefinement] = None
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("name", "psnr", "ssim", "lpips", "mean_color_psnr", "valid_fraction")}
+        if self.pose is not None:
+            d.update(pose_loss_initial=self.pose.loss_initial, pose_loss_best=self.pose.loss_best,
+                     pose_best_step=self.pose.best_step)
+        return d
+
+
+@dataclass
+class EvalResult:
+    views: list[ViewScore]
+    renders: torch.Tensor  # (Vt, 3, H, W)
+    lpips_status: str  # "ok" or the reason LPIPS is unavailable
+    summary: dict = field(default_factory=dict)
+
+
+def build_lpips(net: str, device: str) -> tuple[Optional[MaskedLPIPS], str]:
+    if net == "none":
+        return None, "disabled (eval.lpips=none)"
+    try:
+        return MaskedLPIPS(net, device=device), "ok"
+    except LPIPSUnavailable as e:
+        return None, str(e)
+
+
+def evaluate_views(renderer: Renderer, gaussians: Gaussians, test: Scene, masks: torch.Tensor,
+                   cfg: DictConfig, extent: float, mean_color: torch.Tensor,
+                   lpips_metric: Optional[MaskedLPIPS] = None, lpips_status: str = "disabled") -> EvalResult:
+    """Refine each test pose, render, and score over the valid pixels ``masks`` (Vt, H, W)."""
+    device = gaussians.means.device
+    K_all = test.cameras.K.to(device)
+    views, renders = [], []
+    for i in range(test.num_views):
+        image, mask = test.images[i].to(device), masks[i].to(device)
+        vm = test.cameras.viewmats[i].to(device)
+        ref = None
+        if int(cfg.pose_steps) > 0 and mask.any():
+            ref = refine_test_pose(renderer, gaussians, K_all[i], vm, image, mask, int(cfg.pose_steps),
+                                   float(cfg.pose_lr_r), float(cfg.pose_lr_t), extent)
+            vm = ref.viewmat
+        with torch.no_grad():
+            out = renderer.render(gaussians.detach(), K_all[i:i + 1], vm[None], test.width, test.height)
+        render = out.image[0].clamp(0, 1)
+        lp = None if lpips_metric is None else float(lpips_metric(render, image, mask)[0])
+        views.append(ViewScore(
+            name=test.image_names[i],
+            psnr=float(psnr(render, image, mask)[0]),
+            ssim=float(ssim(render, image, mask)[0]),
+            lpips=lp,
+            mean_color_psnr=float(mean_color_psnr(image, mean_color.to(device), mask)[0]),
+            valid_fraction=float(mask.float().mean()),
+            pose=ref,
+        ))
+        renders.append(render.cpu())
+    summary = {k: _mean([getattr(v, k) for v in views]) for k in ("psnr", "ssim", "lpips", "mean_color_psnr")}
+    summary["lpips_status"] = lpips_status
+    return EvalResult(views, torch.stack(renders), lpips_status, summary)
+
+
+def _mean(values: list) -> Optional[float]:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None

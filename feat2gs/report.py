@@ -1,0 +1,69 @@
+"""Reports: a markdown table of a set of runs and a grid image of their test renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+
+def _fmt(v: Any, digits: int) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def runs_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of run metrics (each row: the ``metrics.json`` dict of a run plus ``time_s``)."""
+    head = ("| backbone | mode | PSNR ↑ | SSIM ↑ | LPIPS ↓ | mean-colour PSNR | Acc ↓ | Comp ↓ | Dist ↓ | "
+            "train+eval s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for m in rows:
+        nvs, geo = m["nvs"], m.get("geometry") or {}
+        lines.append(
+            f"| {m['backbone']} | {m['mode']} | {_fmt(nvs['psnr'], 2)} | {_fmt(nvs['ssim'], 4)} | "
+            f"{_fmt(nvs['lpips'], 4)} | {_fmt(nvs['mean_color_psnr'], 2)} | {_fmt(geo.get('accuracy'), 4)} | "
+            f"{_fmt(geo.get('completeness'), 4)} | {_fmt(geo.get('distance'), 4)} | {_fmt(m.get('time_s'), 1)} |")
+    return "\n".join(lines)
+
+
+def render_grid(gt: torch.Tensor, rows: Sequence[tuple[str, torch.Tensor]], path: Path,
+                max_views: int = 3, pad: int = 2, label_width: int = 110) -> None:
+    """A PNG with one row per run (label + its test renders) under a row of ground truths.
+
+    gt: (V, 3, H, W); rows: (label, renders (V, 3, H, W)).
+    """
+    from PIL import Image, ImageDraw
+
+    V = min(gt.shape[0], max_views)
+    H, W = gt.shape[-2:]
+    all_rows = [("ground truth", gt)] + list(rows)
+    canvas = Image.new("RGB", (label_width + V * (W + pad) + pad, len(all_rows) * (H + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, (label, imgs) in enumerate(all_rows):
+        y = pad + r * (H + pad)
+        draw.text((4, y + H // 2 - 6), label, fill="black")
+        for v in range(V):
+            arr = (imgs[v].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+            canvas.paste(Image.fromarray(arr), (label_width + pad + v * (W + pad), y))
+    canvas.save(path)
+
+
+def write_report(path: Path, title: str, scene_info: dict, rows: Sequence[dict[str, Any]],
+                 grid_name: Optional[str] = None, notes: Sequence[str] = ()) -> None:
+    units = (rows[0].get("geometry") or {}).get("units", scene_info.get("units", "")) if rows else ""
+    lpips_status = rows[0]["nvs"].get("lpips_status") if rows else None
+    parts = [f"# {title}", "",
+             f"Scene `{scene_info.get('scene')}`: {scene_info.get('views')} views at "
+             f"{scene_info.get('resolution')}, train views {scene_info.get('train_views')}, test views "
+             f"{scene_info.get('test_views')}; {scene_info.get('gaussians')} Gaussians "
+             f"(init `{scene_info.get('init')}`).", "",
+             runs_table(rows), "",
+             f"PSNR/SSIM/LPIPS are means over the test views, over valid pixels only, after test-pose "
+             f"refinement. Acc/Comp/Dist in {units or 'scene units'} (Gaussian means vs. clean GT points, "
+             f"sim(3)-aligned)."]
+    if lpips_status and lpips_status != "ok":
+        parts += ["", f"LPIPS unavailable: {lpips_status}"]
+    parts += [""] + [f"- {n}" for n in notes]
+    if grid_name:
+        parts += ["", f"![test renders]({grid_name})"]
+    Path(path).write_text("\n".join(parts).rstrip() + "\n")
