@@ -86,7 +86,7 @@ def prepare_scene(cfg: DictConfig) -> PreparedScene:
     gt = None
     if train.depths is not None:
         gt = build_initialiser("dataset")(train).pooled(block)
-    masks = visibility_masks(full_init, test)
+    masks = visibility_masks(full_init, test, train=train)
     extent = scene_extent(train.cameras, fallback=float(init.depth[init.valid].median()))
     info = {"scene": scene.name, "views": scene.num_views, "resolution": [scene.width, scene.height],
             "train_views": [scene.image_names[i] for i in split.train],
