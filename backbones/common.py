@@ -88,6 +88,13 @@ class TokenBackbone(Backbone):
     patch: int = 16
     num_layers: int = 12
     batch_size: int = 4
+    #: True for multi-view models (VGGT): ``forward_layers`` gets all V views of the scene in one batch,
+    #: because the views attend to each other (memory grows with V; ``batch_size`` is ignored).
+    joint_views: bool = False
+    #: long side of the model input when ``backbone.input_size`` is unset (None: the image's own)
+    default_long_side: Optional[int] = None
+    #: both input sides are rounded to this multiple (None: ``patch``), e.g. 64 for the SD U-Net
+    size_multiple: Optional[int] = None
 
     def __init__(self, opts: BackboneOptions, info: BackboneInfo):
         self.opts = opts
@@ -114,7 +121,8 @@ class TokenBackbone(Backbone):
 
     # ----------------------------------------------------------------- shared
     def model_input_size(self, height: int, width: int) -> tuple[int, int]:
-        return input_size(height, width, self.patch, self.opts.input_size)
+        return input_size(height, width, self.size_multiple or self.patch,
+                          self.opts.input_size or self.default_long_side)
 
     def extent_of(self, image_hw: tuple[int, int], input_hw: tuple[int, int], grid: tuple[int, int]):
         """Pixel extent (x0, y0, x1, y1) in the original image covered by the token grid."""
@@ -126,8 +134,9 @@ class TokenBackbone(Backbone):
         V, _, H, W = images.shape
         size = self.model_input_size(H, W)
         outs = []
-        for i in range(0, V, self.batch_size):
-            x = resize_normalize(images[i:i + self.batch_size].to(self.opts.device), size, self.mean, self.std)
+        step = V if self.joint_views else self.batch_size
+        for i in range(0, V, step):
+            x = resize_normalize(images[i:i + step].to(self.opts.device), size, self.mean, self.std)
             maps = self.forward_layers(x, self.layers)
             outs.append(torch.cat([m.float() for m in maps], dim=1).cpu())
         feats = torch.cat(outs, 0)
@@ -145,7 +154,7 @@ class TokenBackbone(Backbone):
             "weights_path": None if self.opts.random_init else self.opts.weights,
             "random_seed": self.opts.seed if self.opts.random_init else None,
             "layers": self.layers,
-            "input_size": self.opts.input_size,
+            "input_size": self.opts.input_size or self.default_long_side,
             "variant": self.opts.variant,
             "arch_overrides": dict(sorted(self.opts.arch_overrides.items())),
             "preprocess_version": PREPROCESS_VERSION,
