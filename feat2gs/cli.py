@@ -1,100 +1,23 @@
-"""Command line: ``feat2gs probe|demo|...``. Every command takes omegaconf ``key=value`` overrides."""
+"""Command line: ``feat2gs <command> [key=value ...]``. Commands live in ``feat2gs.commands``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-import time
-from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import Feat2GSError
 
-
-def _overrides_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help_, description=help_)
-    p.add_argument("overrides", nargs="*", help="config overrides key=value (see feat2gs/config/default.yaml)")
-    p.add_argument("--preset", default=None, help="a preset YAML (name in feat2gs/config or a path)")
-    return p
-
-
-def cmd_probe(args) -> int:
-    from .config import load_config
-    from .pipeline import run_probe
-
-    cfg = load_config(args.overrides, preset=args.preset)
-    run = run_probe(cfg)
-    nvs = run.metrics["nvs"]
-    print(f"run folder: {run.path}")
-    print(f"PSNR {nvs['psnr']:.2f}  SSIM {nvs['ssim']:.4f}  LPIPS "
-          f"{'unavailable' if nvs['lpips'] is None else format(nvs['lpips'], '.4f')}  "
-          f"(mean-colour baseline PSNR {nvs['mean_color_psnr']:.2f})")
-    if run.metrics["geometry"]:
-        g = run.metrics["geometry"]
-        print(f"Acc {g['accuracy']:.4f}  Comp {g['completeness']:.4f}  Dist {g['distance']:.4f} {g['units']}")
-    return 0
-
-
-def cmd_demo(args) -> int:
-    from .config import load_config
-    from .pipeline import prepare_features, prepare_scene, resolve_device, run_probe
-    from .report import render_grid, write_report
-    from .run import RunDir, seed_everything
-
-    base = load_config(args.overrides, preset=args.preset or "demo")
-    backbones = list(base_backbones(args.backbones))
-    modes = list(args.modes)
-    suite = RunDir.create(str(base.output.root), args.name or time.strftime("%Y%m%d-%H%M%S") + "_demo", base,
-                          int(base.seed))
-    try:
-        seed_everything(int(base.seed))
-        with suite.timer("prepare_scene"):
-            prep = prepare_scene(base)
-        device = resolve_device(str(base.device))
-        rows, grid_rows = [], []
-        for name in backbones:
-            cfg = load_config([*args.overrides, f"backbone.name={name}"], preset=args.preset or "demo")
-            with suite.timer(f"features/{name}"):
-                feats = prepare_features(cfg, prep, device)
-            for mode in modes:
-                cfg.probe.mode = mode
-                cfg.output.root = str(suite.path / "runs")
-                t = time.perf_counter()
-                run = run_probe(cfg, prep, feats, run_name=f"{name}_{mode}")
-                row = dict(run.metrics, time_s=time.perf_counter() - t, run=str(run.path.relative_to(suite.path)))
-                rows.append(row)
-                grid_rows.append((f"{name} {mode}", run.eval.renders))
-                nvs = row["nvs"]
-                print(f"{name:>12s} {mode}: PSNR {nvs['psnr']:6.2f}  SSIM {nvs['ssim']:.4f}  "
-                      f"({row['time_s']:.1f} s)", flush=True)
-        render_grid(prep.test.images, grid_rows, suite.path / "renders_grid.png")
-        write_report(suite.path / "report.md", "feat2gs demo: synthetic scene", prep.info, rows,
-                     grid_name="renders_grid.png",
-                     notes=[f"Each run's folder (config, metrics, renders, Gaussians .ply) is under `runs/`.",
-                            "random-vit is a ViT-B/16 with fixed-seed random weights: the chance level."])
-        suite.write_json("metrics.json", {"runs": rows, "scene": prep.info})
-        suite.finish("complete")
-    except BaseException as e:
-        suite.finish("failed", error=f"{type(e).__name__}: {e}")
-        raise
-    print(f"report: {suite.path / 'report.md'}")
-    return 0
-
-
-def base_backbones(spec: str) -> Sequence[str]:
-    return [s for s in spec.split(",") if s]
+#: modules of ``feat2gs.commands`` whose ``register(subparsers)`` adds their sub-commands
+COMMAND_MODULES = ("probe",)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feat2gs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = _overrides_parser(sub, "probe", "train and evaluate one probe (scene x backbone x mode)")
-    p.set_defaults(func=cmd_probe)
-    p = _overrides_parser(sub, "demo", "synthetic scene x {iuvrgb, random-vit} x {G, T, A}, with a report")
-    p.add_argument("--backbones", default="iuvrgb,random-vit", help="comma-separated backbone names")
-    p.add_argument("--modes", default="GTA", help="probing modes, e.g. GTA")
-    p.add_argument("--name", default=None, help="suite folder name under output.root")
-    p.set_defaults(func=cmd_demo)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"feat2gs.commands.{name}").register(sub)
     return parser
 
 
