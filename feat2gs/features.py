@@ -31,7 +31,8 @@ def backbone_options(cfg: DictConfig, device: str) -> BackboneOptions:
     b = cfg.backbone
     layer = OmegaConf.to_container(b.layer) if OmegaConf.is_list(b.layer) else b.layer
     return BackboneOptions(layer=layer, weights=b.weights, seed=int(b.seed), device=device,
-                           input_size=b.input_size, variant=b.variant)
+                           input_size=b.input_size, variant=b.variant,
+                           arch_overrides=OmegaConf.to_container(b.arch_overrides, resolve=True) or {})
 
 
 def prepare_features(cfg: DictConfig, prep: "PreparedScene", device: str = "cpu") -> PreparedFeatures:
