@@ -108,9 +108,9 @@ class ProbeTrainer:
     def _log(self, key: str, step: int, steps: int, loss: torch.Tensor, progress: Optional[tqdm]) -> None:
         every = max(int(self.cfg.log_every), 1)
         if step % every == 0 or step == steps - 1:
-            self.history[key].append(float(loss))
+            self.history[key].append(loss.item())
             if progress is not None:
-                progress.set_postfix({key: f"{float(loss):.4f}"}, refresh=False)
+                progress.set_postfix({key: f"{self.history[key][-1]:.4f}"}, refresh=False)
         if progress is not None:
             progress.update(1)
 

@@ -10,7 +10,8 @@ go the direct way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ class GaussianFeatures:
     tokens: torch.Tensor
     index: torch.Tensor
     weight: torch.Tensor
+    _dense: Optional[torch.Tensor] = field(default=None, init=False, repr=False)
 
     @property
     def dim(self) -> int:
@@ -47,8 +49,10 @@ class GaussianFeatures:
         return F.embedding_bag(self.index, values, per_sample_weights=self.weight, mode="sum")
 
     def dense(self) -> torch.Tensor:
-        """The (N, D) feature matrix (the reference's upsampled features)."""
-        return self.interpolate(self.tokens)
+        """The (N, D) feature matrix (the reference's upsampled features); computed once."""
+        if self._dense is None:
+            self._dense = self.interpolate(self.tokens)
+        return self._dense
 
     def linear(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``dense() @ weight.T + bias`` computed in the cheaper order."""

@@ -9,9 +9,9 @@ Each head is ``Linear(D, hidden) -> ReLU -> Linear(hidden, out)`` and outputs ra
 | T    | f_dc, f_rest                            | xyz, scaling, rotation, opacity |
 | A    | all six                                 | none                         |
 
-The first layers of all heads run as one (N x heads*hidden) product through ``GaussianFeatures.linear``
-(tokens first, then interpolation); the heads keep separate parameters so each attribute gets its own
-learning rate.
+All heads run together through ``probes.fused_heads`` (chunked over Gaussians, first layer applied to the
+tokens before interpolation when that is cheaper); the heads keep separate parameters so each attribute
+gets its own learning rate.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from feat2gs.errors import UnknownNameError
 from feat2gs.gaussians import Gaussians, num_sh_coeffs
 
 from .features import GaussianFeatures
+from .fused_heads import fused_heads
 
 ATTRIBUTES = ("xyz", "scaling", "rotation", "opacity", "f_dc", "f_rest")
 MODE_HEADS = {
@@ -83,12 +84,14 @@ class Readout(nn.Module):
 
     def head_outputs(self, feats: GaussianFeatures) -> dict[str, torch.Tensor]:
         heads = [self.heads[a] for a in self.head_names]
-        w1 = torch.cat([h.fc1.weight for h in heads], 0)
-        b1 = torch.cat([h.fc1.bias for h in heads], 0)
-        hidden = F.relu(feats.linear(w1, b1))
-        k = self.hidden
-        return {a: F.linear(hidden[:, i * k:(i + 1) * k], h.fc2.weight, h.fc2.bias)
-                for i, (a, h) in enumerate(zip(self.head_names, heads))}
+        if feats.token_first:  # first layer on the tokens, then interpolation (see probes.features)
+            params = [(F.linear(feats.tokens, h.fc1.weight, h.fc1.bias), None, h.fc2.weight, h.fc2.bias)
+                      for h in heads]
+            outs = fused_heads(None, feats.index, feats.weight, params)
+        else:
+            params = [(h.fc1.weight, h.fc1.bias, h.fc2.weight, h.fc2.bias) for h in heads]
+            outs = fused_heads(feats.dense(), None, None, params)
+        return dict(zip(self.head_names, outs))
 
     def forward(self, feats: GaussianFeatures) -> Gaussians:
         attrs = dict(self.head_outputs(feats))
