@@ -40,7 +40,7 @@ def refine_test_pose(renderer: Renderer, gaussians: Gaussians, K: torch.Tensor, 
         with torch.set_grad_enabled(step < steps):
             out = renderer.render(g, K[None], vm, W, H)
             loss = masked_l1(out.image, image[None], mask[None])
-        value = float(loss)
+        value = loss.item()
         first = value if first is None else first
         if value < best:
             best, best_vm, best_step = value, vm[0].detach().clone(), step

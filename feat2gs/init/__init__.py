@@ -1,7 +1,8 @@
 """Initialisers: cameras + a per-pixel world point map of the train views.
 
 Importing this package registers the built-in initialisers in ``INITIALISERS``:
-``dataset`` (GT depth + known poses, optional seeded noise) and ``mvs`` (plane-sweep stereo, known poses).
+``dataset`` (GT depth + known poses, optional seeded noise), ``mvs`` (plane-sweep stereo, known poses) and
+``moge`` (MoGe depth per view, aligned to the scene's sparse points or MVS depth by truncated ROE).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ..errors import InputError
 from .base import INITIALISERS, Initialiser, PointInit
 from .dataset import DatasetInit  # importing registers "dataset"
 from .mvs import MVSInit  # importing registers "mvs"
+from .moge import MoGeInit  # importing registers "moge"
 
 
 def build_initialiser(name: str, **options: Any) -> Initialiser:
@@ -30,4 +32,4 @@ def build_initialiser(name: str, **options: Any) -> Initialiser:
     return factory(**options)
 
 
-__all__ = ["INITIALISERS", "Initialiser", "PointInit", "DatasetInit", "MVSInit", "build_initialiser"]
+__all__ = ["INITIALISERS", "Initialiser", "PointInit", "DatasetInit", "MVSInit", "MoGeInit", "build_initialiser"]
