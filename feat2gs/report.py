@@ -48,22 +48,28 @@ def render_grid(gt: torch.Tensor, rows: Sequence[tuple[str, torch.Tensor]], path
     canvas.save(path)
 
 
-def write_report(path: Path, title: str, scene_info: dict, rows: Sequence[dict[str, Any]],
-                 grid_name: Optional[str] = None, notes: Sequence[str] = ()) -> None:
-    units = (rows[0].get("geometry") or {}).get("units", scene_info.get("units", "")) if rows else ""
-    lpips_status = rows[0]["nvs"].get("lpips_status") if rows else None
-    parts = [f"# {title}", "",
-             f"Scene `{scene_info.get('scene')}`: {scene_info.get('views')} views at "
-             f"{scene_info.get('resolution')}, train views {scene_info.get('train_views')}, test views "
-             f"{scene_info.get('test_views')}; {scene_info.get('gaussians')} Gaussians "
-             f"(init `{scene_info.get('init')}`).", "",
-             runs_table(rows), "",
-             f"PSNR/SSIM/LPIPS are means over the test views, over valid pixels only, after test-pose "
-             f"refinement. Acc/Comp/Dist in {units or 'scene units'} (Gaussian means vs. clean GT points, "
-             f"sim(3)-aligned)."]
+def write_report(path: Path, title: str, sections: Sequence[tuple[dict, Sequence[dict[str, Any]], Optional[str]]],
+                 notes: Sequence[str] = ()) -> None:
+    """A markdown report: per scene (scene info, metrics rows, render-grid file name) a description, the
+    runs table and the grid image."""
+    parts = [f"# {title}", ""]
+    lpips_status = None
+    for info, rows, grid_name in sections:
+        units = (rows[0].get("geometry") or {}).get("units", info.get("units", "")) if rows else ""
+        parts += [f"## {info.get('scene')}", "",
+                  f"{info.get('views')} views at {info.get('resolution')}; train views {info.get('train_views')}, "
+                  f"test views {info.get('test_views')}; {info.get('gaussians')} Gaussians (init "
+                  f"`{info.get('init')}`); test pixels valid: {100 * info.get('test_valid_fraction', 1):.0f} %.",
+                  "", runs_table(rows), ""]
+        if any(r.get("geometry") for r in rows):
+            parts += [f"Acc/Comp/Dist in {units} (Gaussian means vs. clean GT points of the same pixels, "
+                      f"sim(3)-aligned).", ""]
+        if grid_name:
+            parts += [f"![test renders]({grid_name})", ""]
+        lpips_status = lpips_status or (rows[0]["nvs"].get("lpips_status") if rows else None)
+    parts += ["PSNR/SSIM/LPIPS: means over the test views, over valid pixels only, after test-pose refinement; "
+              "mean-colour PSNR: a constant image of the train views' mean colour (the trivial baseline)."]
     if lpips_status and lpips_status != "ok":
         parts += ["", f"LPIPS unavailable: {lpips_status}"]
     parts += [""] + [f"- {n}" for n in notes]
-    if grid_name:
-        parts += ["", f"![test renders]({grid_name})"]
     Path(path).write_text("\n".join(parts).rstrip() + "\n")

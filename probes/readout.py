@@ -24,7 +24,7 @@ from feat2gs.errors import UnknownNameError
 from feat2gs.gaussians import Gaussians, num_sh_coeffs
 
 from .features import GaussianFeatures
-from .fused_heads import fused_heads
+from .fused_heads import CHUNK, fused_heads
 
 ATTRIBUTES = ("xyz", "scaling", "rotation", "opacity", "f_dc", "f_rest")
 MODE_HEADS = {
@@ -87,7 +87,8 @@ class Readout(nn.Module):
         if feats.token_first:  # first layer on the tokens, then interpolation (see probes.features)
             params = [(F.linear(feats.tokens, h.fc1.weight, h.fc1.bias), None, h.fc2.weight, h.fc2.bias)
                       for h in heads]
-            outs = fused_heads(None, feats.index, feats.weight, params)
+            outs = fused_heads(None, feats.index, feats.weight, params,
+                               interp_t=feats.transposed_chunks(CHUNK))
         else:
             params = [(h.fc1.weight, h.fc1.bias, h.fc2.weight, h.fc2.bias) for h in heads]
             outs = fused_heads(feats.dense(), None, None, params)

@@ -25,48 +25,12 @@ def cmd_probe(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from ..config import load_config
-    from ..pipeline import prepare_features, prepare_scene, resolve_device, run_probe
-    from ..report import render_grid, write_report
-    from ..run import RunDir, seed_everything
+    from ..sweep import run_sweep
 
-    base = load_config(args.overrides, preset=args.preset or "demo")
-    backbones = [s for s in args.backbones.split(",") if s]
-    modes = list(args.modes)
-    suite = RunDir.create(str(base.output.root), args.name or time.strftime("%Y%m%d-%H%M%S") + "_demo", base,
-                          int(base.seed))
-    try:
-        seed_everything(int(base.seed))
-        with suite.timer("prepare_scene"):
-            prep = prepare_scene(base)
-        device = resolve_device(str(base.device))
-        rows, grid_rows = [], []
-        for name in backbones:
-            cfg = load_config([*args.overrides, f"backbone.name={name}"], preset=args.preset or "demo")
-            with suite.timer(f"features/{name}"):
-                feats = prepare_features(cfg, prep, device)
-            for mode in modes:
-                cfg.probe.mode = mode
-                cfg.output.root = str(suite.path / "runs")
-                t = time.perf_counter()
-                run = run_probe(cfg, prep, feats, run_name=f"{name}_{mode}")
-                row = dict(run.metrics, time_s=time.perf_counter() - t, run=str(run.path.relative_to(suite.path)))
-                rows.append(row)
-                grid_rows.append((f"{name} {mode}", run.eval.renders))
-                nvs = row["nvs"]
-                print(f"{name:>12s} {mode}: PSNR {nvs['psnr']:6.2f}  SSIM {nvs['ssim']:.4f}  "
-                      f"({row['time_s']:.1f} s)", flush=True)
-        render_grid(prep.test.images, grid_rows, suite.path / "renders_grid.png")
-        write_report(suite.path / "report.md", "feat2gs demo: synthetic scene", prep.info, rows,
-                     grid_name="renders_grid.png",
-                     notes=[f"Each run's folder (config, metrics, renders, Gaussians .ply) is under `runs/`.",
-                            "random-vit is a ViT-B/16 with fixed-seed random weights: the chance level."])
-        suite.write_json("metrics.json", {"runs": rows, "scene": prep.info})
-        suite.finish("complete")
-    except BaseException as e:
-        suite.finish("failed", error=f"{type(e).__name__}: {e}")
-        raise
-    print(f"report: {suite.path / 'report.md'}")
+    res = run_sweep("feat2gs demo: synthetic scene", [None], [b for b in args.backbones.split(",") if b],
+                    list(args.modes), args.overrides, preset=args.preset or "demo",
+                    name=args.name or time.strftime("%Y%m%d-%H%M%S") + "_demo")
+    print(f"report: {res.path / 'report.md'}")
     return 0
 
 
