@@ -31,6 +31,7 @@ class GaussianFeatures:
     index: torch.Tensor
     weight: torch.Tensor
     _dense: Optional[torch.Tensor] = field(default=None, init=False, repr=False)
+    _transposed: dict = field(default_factory=dict, init=False, repr=False)
 
     @property
     def dim(self) -> int:
@@ -53,6 +54,14 @@ class GaussianFeatures:
         if self._dense is None:
             self._dense = self.interpolate(self.tokens)
         return self._dense
+
+    def transposed_chunks(self, chunk: int) -> list[torch.Tensor]:
+        """The interpolation's transpose in CSR chunks (see ``probes.fused_heads``); computed once."""
+        if chunk not in self._transposed:
+            from .fused_heads import transposed_chunks
+
+            self._transposed[chunk] = transposed_chunks(self.index, self.weight, self.tokens.shape[0], chunk)
+        return self._transposed[chunk]
 
     def linear(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``dense() @ weight.T + bias`` computed in the cheaper order."""
