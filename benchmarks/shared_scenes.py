@@ -9,15 +9,15 @@ Numbers in the README come only from this script's output: nothing is typed by h
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 from feat2gs.sweep import run_sweep
 
+from benchmarks.results_io import publish
+
 REPO = Path(__file__).resolve().parents[1]
 SCENES = ("llff/fern", "middlebury/templeSparseRing", "dtu/scan37")
-BEGIN, END = "<!-- shared-scenes:begin -->", "<!-- shared-scenes:end -->"
 
 
 def table(rows) -> str:
@@ -46,18 +46,9 @@ def main() -> None:
                f"`mvs` init, one Gaussian per 4x4 block, 500 warm-up + 1500 photometric steps, 100 test-pose "
                f"steps); PSNR/SSIM over valid test pixels after test-pose refinement. Produced by "
                f"`python benchmarks/shared_scenes.py`.")
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shared_scenes.md").write_text(summary + "\n")
-    (out / "shared_scenes.json").write_text(json.dumps(
-        [{k: r[k] for k in ("backbone", "mode", "nvs", "time_s")} | {"scene": r["scene"]["scene"]}
-         for r in res.rows], indent=1) + "\n")
-    if not args.no_readme:
-        readme = REPO / "README.md"
-        text = readme.read_text()
-        if BEGIN in text and END in text:
-            i, j = text.index(BEGIN) + len(BEGIN), text.index(END)
-            readme.write_text(text[:i] + "\n" + summary + "\n" + text[j:])
+    data = [{"scene": r["scene"]["scene"], **{k: r[k] for k in ("backbone", "mode", "nvs", "time_s")}}
+            for r in res.rows]
+    publish("shared-scenes", summary, data, readme=not args.no_readme)
     print(summary)
 
 

@@ -11,16 +11,14 @@ synthetic-geometry markers.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from feat2gs.config import load_config
 from feat2gs.metrics.points import point_metrics
 from feat2gs.pipeline import prepare_scene
 from feat2gs.sweep import run_sweep
 
-REPO = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- synthetic-geometry:begin -->", "<!-- synthetic-geometry:end -->"
+from benchmarks.results_io import publish
+
 BASE = ["init.block=2", "train.warmup_steps=1000", "train.steps=600", "eval.pose_steps=50",
         "output.root=runs/benchmarks"]
 
@@ -57,16 +55,7 @@ def main() -> None:
                f"the scene's depths span about 2-9), 1000 warm-up + 600 photometric steps. Acc/Comp/Dist against "
                f"the clean GT points of the same pixels after sim(3) alignment. Produced by "
                f"`python benchmarks/synthetic_geometry.py`.")
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "synthetic_geometry.md").write_text(summary + "\n")
-    (out / "synthetic_geometry.json").write_text(json.dumps(rows, indent=1) + "\n")
-    if not args.no_readme:
-        readme = REPO / "README.md"
-        text = readme.read_text()
-        if BEGIN in text and END in text:
-            i, j = text.index(BEGIN) + len(BEGIN), text.index(END)
-            readme.write_text(text[:i] + "\n" + summary + "\n" + text[j:])
+    publish("synthetic-geometry", summary, rows, readme=not args.no_readme)
     print(summary)
 
 
