@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.feat2gs-installed
 PYTEST_ARGS ?=
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install demo test perf clean
 
