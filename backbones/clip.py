@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from feat2gs.errors import InputError
 
 from .common import CLIP_MEAN, CLIP_STD, TokenBackbone
-from .croco import load_strict, read_checkpoint
+from .checkpoint import load_strict, read_checkpoint
 from .hf import in_requested_order, tokens_to_map
 from .registry import BackboneInfo, register_backbone
 from .weights import WeightsSpec

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .base import Backbone, FeatureMap
 from .registry import BackboneInfo, BackboneOptions
-from .weights import resolve_weights
+from .weights import file_fingerprint, resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -101,12 +101,14 @@ class TokenBackbone(Backbone):
         self.info = info
         self.name = opts.name
         self.layers_requested = opts.layer if opts.layer is not None else -1
+        #: the checkpoint file the weights came from (None: random weights)
+        self.weights_file = None
         if opts.random_init or info.weights is None:
             with seeded_init(opts.seed):
                 self.model = self.build_model(None)
         else:
-            path = resolve_weights(info.weights, opts.weights)
-            self.model = self.build_model(path)
+            self.weights_file = resolve_weights(info.weights, opts.weights)
+            self.model = self.build_model(self.weights_file)
         self.model.eval().requires_grad_(False).to(opts.device)
         self.layers = layer_indices(self.layers_requested, self.num_layers)
 
@@ -152,6 +154,7 @@ class TokenBackbone(Backbone):
             "model": None if w is None else w.repo_id,
             "revision": None if w is None else w.revision,
             "weights_path": None if self.opts.random_init else self.opts.weights,
+            "weights_file": file_fingerprint(self.weights_file),
             "random_seed": self.opts.seed if self.opts.random_init else None,
             "layers": self.layers,
             "input_size": self.opts.input_size or self.default_long_side,

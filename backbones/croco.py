@@ -11,15 +11,13 @@ DUSt3R/MASt3R training resolution), normalised to [-1, 1] as both models were tr
 landscape crops only (``ManyAR_PatchEmbed`` transposes portrait images); we do the same and transpose the
 feature map back, so features stay aligned with the pixels of the image as given.
 
-The generic ViT pieces here (``RoPE2D``, ``Attention``, ``Block``, ``read_checkpoint``, ``load_strict``)
-are shared with ``backbones/vggt.py``.
+The generic ViT pieces here (``RoPE2D``, ``Attention``, ``Block``, ``PatchEmbed``) are shared with
+``backbones/vggt.py``; checkpoints are read and loaded strictly by ``backbones/checkpoint.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import torch
@@ -28,6 +26,7 @@ import torch.nn.functional as F
 
 from feat2gs.errors import InputError
 
+from .checkpoint import load_strict, read_checkpoint
 from .common import HALF, TokenBackbone
 from .registry import BackboneInfo, register_backbone
 from .weights import WeightsSpec
@@ -164,61 +163,6 @@ def build_config(cls, overrides: Mapping, where: str = "backbone.arch_overrides"
     if bad:
         raise InputError(where, f"unknown field(s) {bad} for {cls.__name__}; known: {sorted(names)}")
     return cls(**dict(overrides))
-
-
-# ------------------------------------------------------------------------------------- checkpoints
-def read_checkpoint(path) -> dict[str, torch.Tensor]:
-    """A flat ``name -> tensor`` dict from a ``.safetensors`` file or a torch checkpoint (``.pth``/``.pt``/
-    ``.bin``; a ``{"model": state_dict, "args": ...}`` training checkpoint is unwrapped). Loaded on CPU,
-    without executing pickled code (argparse.Namespace, used by DUSt3R checkpoints, is allowed)."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file or disallowed pickled objects
-        raise InputError(str(path), f"cannot read the checkpoint ({type(e).__name__}: {e}); "
-                                    "use the model.safetensors of the Hugging Face repository") from None
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
-        ckpt = ckpt["model"]
-    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise InputError(str(path), "expected a state dict (name -> tensor) or {'model': state_dict}")
-    return ckpt
-
-
-def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], keep: Sequence[str],
-                ignore: Sequence[str], source: str) -> None:
-    """Load the keys of ``state`` that start with one of ``keep`` into ``module``, strictly.
-
-    Keys starting with one of ``ignore`` (parts of the official model we do not use) are dropped first; any
-    other key, any missing key and any shape mismatch is an InputError naming ``source``.
-    """
-    keep, ignore = tuple(keep), tuple(ignore)
-    sub, unknown = {}, []
-    for k, v in state.items():
-        if k.startswith(ignore):
-            continue
-        if k.startswith(keep):
-            sub[k] = v
-        else:
-            unknown.append(k)
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(sub))
-    unknown += sorted(set(sub) - set(expected))
-    shapes = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-              for k, v in sub.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
-    if missing or unknown or shapes:
-        def head(xs):
-            return f"{xs[:6]}{' ...' if len(xs) > 6 else ''} ({len(xs)})"
-
-        problems = ([f"missing keys {head(missing)}"] if missing else []) + \
-                   ([f"unexpected keys {head(sorted(unknown))}"] if unknown else []) + \
-                   ([f"shape mismatches {head(shapes)}"] if shapes else [])
-        raise InputError(source, "checkpoint does not match the architecture: " + "; ".join(problems))
-    module.load_state_dict(sub, strict=True)
 
 
 # ------------------------------------------------------------------------------------- CroCo encoder

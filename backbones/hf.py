@@ -4,8 +4,9 @@
   repository (written out in the family module, so no config download is needed) plus test overrides.
 * ``load_hf_pretrained``: ``from_pretrained`` from the local checkpoint file -- transformers' own loader,
   which converts older checkpoint layouts (e.g. ``attention.attention.query`` -> ``q_proj``) to the
-  installed classes -- made strict: every missing, unexpected or mismatched key is an InputError naming
-  the file, except keys of modules our forward never runs (``unused`` prefixes: decoders, necks, heads).
+  installed classes -- made strict by ``checkpoint.check_loading_info``: every missing, unexpected or
+  mismatched key is an InputError naming the file, except keys of modules our forward never runs
+  (``unused`` prefixes: decoders, necks, heads).
 * ``run_blocks`` / ``tokens_to_map``: run a block list collecting the selected outputs; (B, h*w, C) tokens in
   row-major order -> a (B, C, h, w) map.
 """
@@ -16,12 +17,14 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from feat2gs.errors import InputError
+
+from .checkpoint import check_loading_info
 
 #: the file names ``from_pretrained`` looks for in a folder, by checkpoint format
 _HF_WEIGHT_NAMES = {".safetensors": "model.safetensors", ".bin": "pytorch_model.bin"}
@@ -87,21 +90,7 @@ def load_hf_pretrained(model_cls, config, path, unused: Sequence[str] = (), **mo
         raise
     except Exception as e:  # unreadable or corrupt files
         raise InputError(str(path), f"cannot load into {model_cls.__name__}: {type(e).__name__}: {e}") from None
-    skip = tuple(unused)
-
-    def bad(keys: Iterable) -> list[str]:
-        return sorted(str(k) for k in keys if not (skip and str(k).startswith(skip)))
-
-    missing, unexpected = bad(info.get("missing_keys", ())), bad(info.get("unexpected_keys", ()))
-    mismatched = [str(m) for m in info.get("mismatched_keys", ())]
-    errors = [str(e) for e in info.get("error_msgs", ())]
-    if missing or unexpected or mismatched or errors:
-        def head(xs):
-            return f"{xs[:6]}{' ...' if len(xs) > 6 else ''} ({len(xs)})"
-
-        raise InputError(str(path), f"checkpoint does not match {model_cls.__name__}: missing keys {head(missing)}, "
-                                    f"unexpected keys {head(unexpected)}, mismatched {head(mismatched)}"
-                                    + (f", errors {errors[:2]}" if errors else ""))
+    check_loading_info(info, str(path), unused=unused, model_name=model_cls.__name__)
     return model
 
 

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from feat2gs.errors import InputError
 
+from .checkpoint import check_loading_info
 from .common import HALF, TokenBackbone
 from .registry import BackboneInfo, register_backbone
 from .weights import WeightsSpec
@@ -128,17 +129,6 @@ class SDFeaturizer(nn.Module):
         return out
 
 
-def _check_loading(info: Mapping[str, Any], source: str, harmless: tuple[str, ...] = ()) -> None:
-    """Raise an InputError when ``from_pretrained`` reported missing, unexpected or mismatched keys."""
-    missing = list(info.get("missing_keys", []))
-    unexpected = [k for k in info.get("unexpected_keys", []) if not (harmless and k.endswith(harmless))]
-    mismatched = [str(m) for m in info.get("mismatched_keys", [])]
-    errors = [str(e) for e in info.get("error_msgs", [])]
-    if missing or unexpected or mismatched or errors:
-        raise InputError(source, f"checkpoint does not match the architecture: missing {missing[:6]}, "
-                                 f"unexpected {unexpected[:6]}, mismatched {mismatched[:6]}, errors {errors[:2]}")
-
-
 def alphas_cumprod(schedule: Mapping[str, Any]) -> torch.Tensor:
     """Cumulative products of (1 - beta_t) of the DDIM scheduler's training schedule (1000 values)."""
     from diffusers import DDIMScheduler
@@ -213,17 +203,18 @@ class StableDiffusion(TokenBackbone):
 
         unet, info = UNet2DConditionModel.from_pretrained(root, subfolder="unet", local_files_only=True,
                                                           output_loading_info=True)
-        _check_loading(info, str(root / "unet"))
+        check_loading_info(info, str(root / "unet"), model_name="UNet2DConditionModel")
         vae, info = AutoencoderKL.from_pretrained(root, subfolder="vae", local_files_only=True,
                                                   output_loading_info=True)
-        _check_loading(info, str(root / "vae"))
+        check_loading_info(info, str(root / "vae"), model_name="AutoencoderKL")
         key = str(root.resolve())
         if key not in _PROMPT_CACHE:
             from transformers import CLIPTextModel, CLIPTokenizer
 
             text, info = CLIPTextModel.from_pretrained(root / "text_encoder", local_files_only=True,
                                                        output_loading_info=True)
-            _check_loading(info, str(root / "text_encoder"), harmless=("position_ids",))
+            check_loading_info(info, str(root / "text_encoder"), harmless_suffixes=("position_ids",),
+                               model_name="CLIPTextModel")
             tok = CLIPTokenizer.from_pretrained(root / "tokenizer", local_files_only=True)
             ids = tok("", padding="max_length", max_length=tok.model_max_length, truncation=True,
                       return_tensors="pt").input_ids

@@ -18,7 +18,7 @@ import torch.nn as nn
 from feat2gs.errors import InputError
 
 from .common import TokenBackbone
-from .croco import load_strict, read_checkpoint
+from .checkpoint import load_strict, read_checkpoint
 from .hf import in_requested_order
 from .registry import BackboneInfo, BackboneOptions, register_backbone
 from .weights import WeightsSpec
@@ -79,13 +79,16 @@ def patch_size_of(model: nn.Module) -> int:
 class TimmBackbone(TokenBackbone):
     """A timm ViT read with ``forward_intermediates`` (prefix tokens dropped, NCHW token maps).
 
-    Subclasses set ``variants`` (and optionally ``timm_kwargs``, ``final_norm``); the variant is chosen by
-    ``pick_variant``. ``final_norm`` applies the model's own final norm to every selected block.
+    Subclasses set ``variants`` (and optionally ``timm_kwargs``, ``final_norm``, ``ignore_keys``); the variant
+    is chosen by ``pick_variant``. ``final_norm`` applies the model's own final norm to every selected block.
+    Pretrained weights load strictly (``checkpoint.load_strict``, errors name the file); ``ignore_keys`` are
+    checkpoint key prefixes of parts that are deliberately not built (e.g. a classifier head).
     """
 
     variants: Mapping[str, Variant] = {}
     timm_kwargs: Mapping[str, Any] = {}
     final_norm: bool = False
+    ignore_keys: tuple[str, ...] = ()
 
     def __init__(self, opts: BackboneOptions, info: BackboneInfo):
         self.variant_key, self.variant = pick_variant(self.variants, opts, info)
@@ -95,7 +98,8 @@ class TimmBackbone(TokenBackbone):
     def build_model(self, pretrained_path) -> nn.Module:
         model = create_timm_model(self.variant.arch, self.opts.arch_overrides, **self.timm_kwargs)
         if pretrained_path is not None:
-            load_strict(model, read_checkpoint(pretrained_path), keep=("",), ignore=(), source=str(pretrained_path))
+            load_strict(model, read_checkpoint(pretrained_path), keep=("",), ignore=self.ignore_keys,
+                        source=str(pretrained_path))
         self.patch = patch_size_of(model)
         self.num_layers = len(model.blocks)
         return model

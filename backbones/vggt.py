@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from feat2gs.errors import InputError
 
 from .common import IMAGENET_MEAN, IMAGENET_STD, TokenBackbone
-from .croco import (Block, PatchEmbed, RoPE2D, build_config, grid_positions, load_strict, read_checkpoint,
-                    tokens_to_map)
+from .checkpoint import load_strict, read_checkpoint
+from .croco import Block, PatchEmbed, RoPE2D, build_config, grid_positions, tokens_to_map
 from .registry import BackboneInfo, register_backbone
 from .weights import WeightsSpec
 

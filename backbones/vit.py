@@ -1,45 +1,27 @@
-"""Plain supervised ViT-B/16 (timm); its ``random-vit`` control is the chance level of issue #2."""
+"""Plain supervised ViT-B/16 (timm, AugReg in21k -> in1k); its ``random-vit`` control is the chance level of
+issue #2. Tokens of the selected blocks without the final norm, prefix tokens dropped; [-1, 1] inputs (the
+AugReg weights were trained so). The classifier head of the checkpoint is not built and its keys are
+ignored by name; everything else loads strictly (``TimmBackbone``)."""
 
 from __future__ import annotations
 
-import torch
-
-from .common import TokenBackbone
-from .registry import BackboneInfo, register_backbone
+from .common import HALF
+from .timm_common import TimmBackbone, Variant, register_variants
 from .weights import WeightsSpec
 
 VIT_WEIGHTS = WeightsSpec("vit", "timm/vit_base_patch16_224.augreg2_in21k_ft_in1k", ("model.safetensors",))
+VIT_VARIANTS = {"b": Variant("vit_base_patch16_224.augreg2_in21k_ft_in1k", VIT_WEIGHTS, 768)}
 
 
-@register_backbone("vit", BackboneInfo(family="vit", channels=768, patch=16, default_layer=-1,
-                                       weights=VIT_WEIGHTS,
-                                       description="supervised ViT-B/16 (timm, augreg in21k -> in1k)"))
-class TimmViT(TokenBackbone):
-    """A timm VisionTransformer; tokens of the selected blocks (no final norm), prefix tokens dropped."""
+class TimmViT(TimmBackbone):
+    """A timm VisionTransformer read with ``forward_intermediates`` (no final norm)."""
 
-    timm_name = "vit_base_patch16_224"
-    mean = (0.5, 0.5, 0.5)  # augreg weights are trained on [-1, 1] inputs
-    std = (0.5, 0.5, 0.5)
-
-    def build_model(self, pretrained_path):
-        import timm
-
-        kw = dict(pretrained=False, num_classes=0, dynamic_img_size=True, **self.opts.arch_overrides)
-        model = timm.create_model(self.timm_name, **kw)
-        self.patch = model.patch_embed.patch_size[0]
-        self.num_layers = len(model.blocks)
-        if pretrained_path is not None:
-            from safetensors.torch import load_file
-
-            state = load_file(str(pretrained_path))
-            state = {k: v for k, v in state.items() if not k.startswith("head.")}
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise RuntimeError(f"{pretrained_path}: missing keys {missing[:5]}, unexpected {unexpected[:5]}")
-        return model
-
-    def forward_layers(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
-        return self.model.forward_intermediates(x, indices=layers, norm=False, intermediates_only=True,
-                                                output_fmt="NCHW")
+    variants = VIT_VARIANTS
+    timm_kwargs = {"dynamic_img_size": True, "num_classes": 0}
+    ignore_keys = ("head.",)  # the ImageNet classifier
+    mean = HALF
+    std = HALF
 
 
+register_variants(TimmViT, "vit", {"b": "vit"}, VIT_VARIANTS, patch=16,
+                  description="supervised ViT-B/16 (timm, augreg in21k -> in1k), last block without final norm")

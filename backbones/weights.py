@@ -52,6 +52,16 @@ def resolve_weights(spec: WeightsSpec, override: Optional[str] = None) -> Path:
     return paths[0]
 
 
+def file_fingerprint(path: Optional[Path]) -> Optional[dict]:
+    """What identifies a weights file's content cheaply: its resolved path (a Hugging Face snapshot path holds
+    the commit hash), size and modification time (ns). None for None (random weights)."""
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    st = p.stat()
+    return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def weights_present(spec: WeightsSpec) -> bool:
     try:
         resolve_weights(spec)

@@ -39,7 +39,8 @@ from ..base import Backbone, FeatureMap
 from ..common import PREPROCESS_VERSION, seeded_init
 from ..registry import BackboneInfo, BackboneOptions, register_backbone
 from .dinov2 import PATCH
-from .load import DEFAULT_VARIANT, VARIANTS, build_model, get_variant, load_pretrained, released_config
+from ..weights import file_fingerprint, resolve_weights
+from .load import DEFAULT_VARIANT, VARIANTS, build_model, get_variant, load_checkpoint, released_config
 
 #: bump when MoGe feature extraction changes (on top of the shared PREPROCESS_VERSION)
 MOGE_FEATURE_VERSION = 1
@@ -100,6 +101,7 @@ class MoGeBackbone(Backbone):
         config = overrides.pop("model_config", None)
         if overrides:
             raise InputError("backbone.arch_overrides", f"MoGe takes only 'model_config', got {sorted(overrides)}")
+        self.weights_file = None  # the checkpoint file (None: random weights)
         if opts.random_init:
             with seeded_init(opts.seed):
                 self.model = build_model(config or released_config(self.variant.name), self.variant.version,
@@ -108,7 +110,8 @@ class MoGeBackbone(Backbone):
             if config is not None:
                 raise InputError("backbone.arch_overrides", "model_config can only replace the architecture of "
                                                             "random weights; a checkpoint carries its own")
-            self.model = load_pretrained(self.variant.name, opts.weights)
+            self.weights_file = resolve_weights(self.variant.weights, opts.weights)
+            self.model = load_checkpoint(self.weights_file, version=self.variant.version)
         self.model.eval().requires_grad_(False).to(opts.device)
         depth = len(self._vit().blocks)
         self.layers = parse_layers(opts.layer if opts.layer is not None else -1, self.model.version,
@@ -163,6 +166,7 @@ class MoGeBackbone(Backbone):
             "model": w.repo_id,
             "revision": w.revision,
             "weights_path": None if rnd else self.opts.weights,
+            "weights_file": file_fingerprint(self.weights_file),
             "random_seed": self.opts.seed if rnd else None,
             "layers": list(self.layers),
             "input_size": self.opts.input_size,

@@ -22,6 +22,7 @@ import torch
 
 from feat2gs.errors import InputError
 
+from ..checkpoint import compare_state, torch_load
 from ..weights import WeightsSpec, resolve_weights
 from .inference import MoGeBase
 from .v1 import MoGeV1
@@ -138,35 +139,21 @@ def param_count(model: torch.nn.Module) -> int:
 def state_dict_mismatch(model: torch.nn.Module, state: dict[str, Any]) -> list[str]:
     """Human-readable problems between a model's state dict and ``state``: every missing key, every
     unexpected key, every shape mismatch (empty when they match exactly)."""
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    problems = [f"missing key {k} {list(want[k])}" for k in want if k not in state]
-    problems += [f"unexpected key {k}" for k in state if k not in want]
-    for k, shape in want.items():
-        v = state.get(k)
-        if v is None:
-            continue
-        if not isinstance(v, torch.Tensor):
-            problems.append(f"key {k} is a {type(v).__name__}, not a tensor")
-        elif tuple(v.shape) != shape:
-            problems.append(f"shape mismatch for {k}: checkpoint {list(v.shape)}, model_config gives {list(shape)}")
-    return problems
+    want = model.state_dict()
+    m = compare_state(want, state)
+    return ([f"missing key {k} {list(want[k].shape)}" for k in m.missing]
+            + [f"unexpected key {k}" for k in m.unexpected]
+            + [f"key {k} is a {type(state[k]).__name__}, not a tensor" for k in m.not_tensors]
+            + [f"shape mismatch for {k}: checkpoint {list(c)}, model_config gives {list(w)}" for k, c, w in m.shapes])
 
 
 def read_checkpoint(path: Union[str, Path]) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(model_config, state_dict) of a MoGe ``model.pt`` (``torch.load(weights_only=True)``, memory-mapped
-    when the file allows it)."""
+    """(model_config, state_dict) of a MoGe ``model.pt`` (``checkpoint.torch_load``: weights only,
+    memory-mapped when the file allows it)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(str(path), "MoGe checkpoint file does not exist")
-    try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):  # legacy (non-zip) files cannot be memory-mapped
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle / zip / EOF errors all mean: not a loadable checkpoint
-        raise InputError(str(path), f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    obj = torch_load(path, mmap=True)
     if not isinstance(obj, dict) or "model_config" not in obj or "model" not in obj:
         found = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise InputError(str(path), "not a MoGe checkpoint: expected a dict {'model_config': dict, 'model': "

@@ -22,7 +22,7 @@ ALIASES = {
 }
 
 MODES = ("G", "T", "A")
-FREE_FORM = ("scene.options", "init.options", "backbone.arch_overrides")
+FREE_FORM = ("scene.options", "init.options", "backbone.arch_overrides", "backbone.per_backbone")
 
 
 def _expand(overrides: Iterable[str]) -> list[str]:

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 from backbones.common import IMAGENET_MEAN, IMAGENET_STD
-from backbones.croco import load_strict
+from backbones.checkpoint import load_strict
 from backbones.registry import backbone_info, build_backbone
 from backbones.vggt import VGGT_DECODER_KEYS, VGGT_HEAD_KEYS, VGGTConfig, VGGTTrunk
 from feat2gs.errors import InputError, WeightsNotFoundError

@@ -66,7 +66,7 @@ def test_random_control_depends_only_on_seed(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_missing_weights_name_the_model_and_the_fetch_command(name, fake_hf_cache, tmp_path):
-    # fake_hf_cache (tests/backbones/conftest.py): an empty Hugging Face cache, nothing installed
+    # fake_hf_cache (tests/conftest.py): an empty Hugging Face cache, nothing installed
     spec = backbone_info(name).weights
     assert spec is not None and spec.name == name  # the fetch command names this very backbone
     with pytest.raises(WeightsNotFoundError) as e:

@@ -1,7 +1,8 @@
 """Shared helpers of the backbone-zoo tests (DINOv2, DINO, CLIP, SAM, MiDaS, RADIO, MAE, DINOv3).
 
-* ``TINY``: architecture overrides giving a 2-block, 64-wide network per family (random weights, CPU).
-* (the ``fake_hf_cache`` fixture of tests/backbones/conftest.py installs files into a temporary Hugging Face
+* ``TINY``: architecture overrides giving a 2-block, 64-wide network per family (random weights, CPU), from
+  ``backbones/tiny.py``.
+* (the ``fake_hf_cache`` fixture of tests/conftest.py installs files into a temporary Hugging Face
   cache that ``resolve_weights`` reads, so the real loading path is exercised without a download)
 * ``assert_roll_equivariant``: with the model's position information removed, a circular shift of the image
   by whole patches must circularly shift the token grid by the same number of tokens -- exactly. Without
@@ -24,19 +25,10 @@ import backbones.midas  # noqa: F401
 import backbones.radio  # noqa: F401
 import backbones.sam  # noqa: F401
 from backbones.registry import backbone_info, build_backbone
+from backbones.tiny import TINY_OVERRIDES
 
-TINY = {
-    "dinov2": dict(embed_dim=64, depth=2, num_heads=2, img_size=56),
-    "dino": dict(embed_dim=64, depth=2, num_heads=2, img_size=64),
-    "sam": dict(embed_dim=64, depth=2, num_heads=2, img_size=64, window_size=2, global_attn_indexes=(1,),
-                neck_chans=16),
-    "radio": dict(embed_dim=64, depth=2, num_heads=2),
-    "clip": dict(width=64, layers=2, head_width=32, image_size=64, embed_dim=32),
-    "mae": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, image_size=64),
-    "midas": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                  image_size=64),
-    "dinov3": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128),
-}
+#: the tiny architectures of backbones/tiny.py (shared with the feature-stage tests and benchmarks)
+TINY = {f: TINY_OVERRIDES[f] for f in ("dinov2", "dino", "sam", "radio", "clip", "mae", "midas", "dinov3")}
 FAMILIES = list(TINY)
 #: every registered name of these families (model sizes included)
 NAMES = FAMILIES + ["dinov2_s", "dinov2_l", "dinov2_g", "radio_l", "radio_h"]
