@@ -22,7 +22,7 @@ from probes.readout import Readout
 from .data import load_scene, make_split
 from .errors import InputError
 from .evaluate import EvalResult, build_lpips, evaluate_views
-from .features import PreparedFeatures, prepare_features
+from .features import PreparedFeatures, prepare_features, write_feature_visualisation
 from .gaussians import Gaussians, knn_log_scales
 from .geometry.visibility import visibility_masks
 from .init import build_initialiser
@@ -67,12 +67,16 @@ def load_working_scene(cfg: DictConfig) -> Scene:
     return scene
 
 
+def split_from_config(cfg: DictConfig, scene: Scene) -> Split:
+    s = cfg.split
+    return make_split(scene, int(s.n_train), test=str(s.test), n_test=s.n_test,
+                      train=None if s.train is None else list(s.train),
+                      test_indices=None if s.test_indices is None else list(s.test_indices))
+
+
 def prepare_scene(cfg: DictConfig) -> PreparedScene:
     scene = load_working_scene(cfg)
-    s = cfg.split
-    split = make_split(scene, int(s.n_train), test=str(s.test), n_test=s.n_test,
-                       train=None if s.train is None else list(s.train),
-                       test_indices=None if s.test_indices is None else list(s.test_indices))
+    split = split_from_config(cfg, scene)
     train, test = scene.subset(split.train), scene.subset(split.test)
     init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
     block = int(cfg.init.block)
@@ -151,6 +155,8 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         }
         with run.timer("write"):
             write_outputs(run, cfg, prep, result, ev)
+            if not feats.info.get("per_pixel"):
+                write_feature_visualisation(run.path / "features.png", feats, prep.train.images)
         run.write_json("metrics.json", metrics)
         run.finish("complete")
         return ProbeRun(run.path, metrics, result, ev)

@@ -154,4 +154,6 @@ def is_complete(run_path: Path) -> bool:
 def default_run_name(cfg: DictConfig) -> str:
     scene = Path(str(cfg.scene.path)).name or "scene"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}_{scene}_{cfg.backbone.name}_{cfg.probe.mode}"
+    name = cfg.backbone.name
+    backbone = "+".join(str(n) for n in name) if OmegaConf.is_list(name) else str(name)
+    return f"{stamp}_{scene}_{backbone}_{cfg.probe.mode}"

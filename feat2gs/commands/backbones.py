@@ -159,17 +159,12 @@ def cmd_weights_fetch(args) -> int:
 def scene_images(cfg, views: str = "train"):
     """(images (V, 3, H, W) at the working resolution, their names) of the scene's train views (``cfg.split``)
     or of all views."""
-    from ..data import make_split
-    from ..pipeline import load_working_scene
+    from ..pipeline import load_working_scene, split_from_config
 
     scene = load_working_scene(cfg)
     if views == "all":
         return scene.images, list(scene.image_names)
-    s = cfg.split
-    split = make_split(scene, int(s.n_train), test=str(s.test), n_test=s.n_test,
-                       train=None if s.train is None else list(s.train),
-                       test_indices=None if s.test_indices is None else list(s.test_indices))
-    train = scene.subset(split.train)
+    train = scene.subset(split_from_config(cfg, scene).train)
     return train.images, list(train.image_names)
 
 

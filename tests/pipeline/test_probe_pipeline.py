@@ -68,3 +68,9 @@ def test_bad_scene_and_split_errors(tmp_path):
         prepare_scene(_cfg(tmp_path, f"scene.path={tmp_path / 'nope'}"))
     with pytest.raises(InputError, match="split"):
         prepare_scene(_cfg(tmp_path, "split.n_train=9"))
+
+
+def test_token_backbone_run_writes_feature_picture(tmp_path, prep):
+    run = run_probe(_cfg(tmp_path, "backbone=random-vit", "backbone.arch_overrides.depth=2", "mode=T"), prep)
+    assert (run.path / "features.png").is_file()
+    assert run.metrics["features"]["pca_dim"] <= 256
