@@ -63,7 +63,7 @@ def fake_hf_cache(tmp_path, monkeypatch):
 
 def pytest_collection_modifyitems(config, items):
     if not torch.cuda.is_available():
-        skip = pytest.mark.skip(reason="needs a CUDA device (gsplat parity); none present")
+        skip = pytest.mark.skip(reason="needs a CUDA device; none present")
         for item in items:
             if "cuda" in item.keywords:
                 item.add_marker(skip)
