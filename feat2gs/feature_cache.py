@@ -82,15 +82,9 @@ def image_digest(image: torch.Tensor) -> str:
 @functools.lru_cache(maxsize=1)
 def library_versions() -> dict[str, Optional[str]]:
     """Versions of torch and of the model libraries the backbones are built on (part of every key)."""
-    from importlib import metadata
+    from .run import package_versions
 
-    out = {}
-    for pkg in MODEL_LIBRARIES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return package_versions(MODEL_LIBRARIES)
 
 
 @functools.lru_cache(maxsize=1)

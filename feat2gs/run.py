@@ -31,9 +31,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def package_versions() -> dict[str, Optional[str]]:
+def package_versions(packages=PACKAGES) -> dict[str, Optional[str]]:
+    """Installed versions of ``packages`` (None when not installed)."""
     out = {}
-    for p in PACKAGES:
+    for p in packages:
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:

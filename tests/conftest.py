@@ -61,6 +61,15 @@ def fake_hf_cache(tmp_path, monkeypatch):
     return install
 
 
+@pytest.fixture
+def single_thread():
+    """Run a test on one torch thread (results do not depend on it; small-op tests avoid OpenMP stalls)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def pytest_collection_modifyitems(config, items):
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA device; none present")

@@ -30,6 +30,19 @@ def one_name_per_family() -> list[str]:
 FAMILIES = one_name_per_family()
 
 
+def count_builds(monkeypatch) -> list:
+    """Wrap the feature stage's ``build_backbone`` so each built backbone's ``extract`` calls are counted."""
+    counters, build = [], features_module.build_backbone
+
+    def counting_build(name, opts=None, **kw):
+        bb = build(name, opts, **kw)
+        counters.append(CountingExtract(bb))
+        return bb
+
+    monkeypatch.setattr(features_module, "build_backbone", counting_build)
+    return counters
+
+
 def test_every_family_has_a_tiny_architecture():
     families = {backbone_info(n).family for n in FAMILIES}
     assert families >= {"dinov2", "dino", "sam", "clip", "radio", "mae", "midas", "sd", "vggt", "dinov3", "moge",
@@ -65,15 +78,7 @@ def test_probe_runs_end_to_end(tmp_path, prep, name):
 
 
 def test_second_run_hits_the_cache(tmp_path, prep, monkeypatch):
-    counters = []
-
-    def counting_build(name, opts=None, **kw):
-        bb = build(name, opts, **kw)
-        counters.append(CountingExtract(bb))
-        return bb
-
-    build = features_module.build_backbone
-    monkeypatch.setattr(features_module, "build_backbone", counting_build)
+    counters = count_builds(monkeypatch)
     first = run_probe(tiny_cfg(tmp_path, "random-dinov2"), prep)
     second = run_probe(tiny_cfg(tmp_path, "random-dinov2", "probe.mode=G"), prep)
     assert [c.calls for c in counters] == [[2]]  # the second run neither built the network nor extracted
@@ -95,15 +100,7 @@ def test_code_change_rebuilds_but_reuses_unchanged_features(tmp_path, prep, monk
     again, and its cache_key() (unchanged here) still finds the stored features."""
     import feat2gs.feature_cache as fc
 
-    counters = []
-
-    def counting_build(name, opts=None, **kw):
-        bb = build(name, opts, **kw)
-        counters.append(CountingExtract(bb))
-        return bb
-
-    build = features_module.build_backbone
-    monkeypatch.setattr(features_module, "build_backbone", counting_build)
+    counters = count_builds(monkeypatch)
     cfg = tiny_cfg(tmp_path, "random-mae")
     features_module.prepare_features(cfg, prep)
     monkeypatch.setattr(fc, "backbones_source_digest", lambda: "edited")

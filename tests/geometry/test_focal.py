@@ -14,14 +14,7 @@ from feat2gs.errors import InputError
 from feat2gs.geometry import focal as fs
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Results do not depend on the thread count; one thread avoids OpenMP oversubscription stalls on the
-    shared CI cores (3x slower tests observed with 2 threads)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")  # thread count does not change results
 
 
 def uv_numpy(W, H):

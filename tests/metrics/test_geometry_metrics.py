@@ -19,14 +19,7 @@ from feat2gs.metrics import geometry as gm
 F_PX, CX, CY, DOFFS, BASELINE_MM = 994.978, 311.193, 254.877, 31.086, 193.001
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Results do not depend on the thread count; one thread avoids OpenMP oversubscription stalls on the
-    shared CI cores (3x slower tests observed with 2 threads)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")  # thread count does not change results
 
 
 @pytest.fixture(scope="module")
