@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from .common import IMAGENET_MEAN, IMAGENET_STD, TokenBackbone
-from .hf import hf_config, load_hf_pretrained, run_blocks, tokens_to_map
+from .common import IMAGENET_MEAN, IMAGENET_STD
+from .hf import HFTokenBackbone, run_blocks, tokens_to_map
 from .registry import BackboneInfo, register_backbone
 from .weights import WeightsSpec
 
@@ -32,23 +32,19 @@ DINOV3_WEIGHTS = WeightsSpec("dinov3", "facebook/dinov3-vitb16-pretrain-lvd1689m
                                           weights=DINOV3_WEIGHTS,
                                           description="DINOv3 ViT-B/16 (LVD-1689M), last layer + final norm, "
                                                       "CLS/registers dropped, ImageNet norm"))
-class DINOv3(TokenBackbone):
+class DINOv3(HFTokenBackbone):
     """DINOv3 ViT: normalised patch tokens of the selected layers."""
 
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
 
-    def build_model(self, pretrained_path):
-        from transformers import DINOv3ViTConfig, DINOv3ViTModel
+    hf_config_class = "DINOv3ViTConfig"
+    hf_model_class = "DINOv3ViTModel"
+    hf_official_config = DINOV3_B_CONFIG
 
-        config = hf_config(DINOv3ViTConfig, DINOV3_B_CONFIG, self.opts.arch_overrides)
-        if pretrained_path is None:
-            model = DINOv3ViTModel(config)
-        else:
-            model = load_hf_pretrained(DINOv3ViTModel, config, pretrained_path)
-        self.patch = int(config.patch_size)
-        self.num_layers = int(config.num_hidden_layers)
-        self.num_prefix = 1 + int(config.num_register_tokens)
+    def build_model(self, pretrained_path):
+        model = super().build_model(pretrained_path)
+        self.num_prefix = 1 + int(model.config.num_register_tokens)
         return model
 
     def forward_layers(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:

@@ -25,6 +25,7 @@ import torch.nn as nn
 from feat2gs.errors import InputError
 
 from .checkpoint import check_loading_info
+from .common import TokenBackbone
 
 #: the file names ``from_pretrained`` looks for in a folder, by checkpoint format
 _HF_WEIGHT_NAMES = {".safetensors": "model.safetensors", ".bin": "pytorch_model.bin"}
@@ -119,3 +120,30 @@ def tokens_to_map(tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
     if n != h * w:
         raise ValueError(f"tokens_to_map: {n} tokens for a {h}x{w} grid")
     return tokens.transpose(1, 2).reshape(B, C, h, w)
+
+
+class HFTokenBackbone(TokenBackbone):
+    """A family built on a transformers model class: subclasses name the config/model classes (attribute
+    names in ``transformers``), the official config values, the checkpoint prefixes we never run and extra
+    model-constructor arguments; ``build_model`` is shared."""
+
+    hf_config_class: str
+    hf_model_class: str
+    hf_official_config: Mapping[str, Any]
+    hf_unused: Sequence[str] = ()
+    hf_model_kwargs: Mapping[str, Any] = {}
+
+    def build_model(self, pretrained_path):
+        import transformers
+
+        config_cls = getattr(transformers, self.hf_config_class)
+        model_cls = getattr(transformers, self.hf_model_class)
+        config = hf_config(config_cls, self.hf_official_config, self.opts.arch_overrides)
+        if pretrained_path is None:
+            model = model_cls(config, **self.hf_model_kwargs)
+        else:
+            model = load_hf_pretrained(model_cls, config, pretrained_path, unused=self.hf_unused,
+                                       **self.hf_model_kwargs)
+        self.patch = int(config.patch_size)
+        self.num_layers = int(config.num_hidden_layers)
+        return model

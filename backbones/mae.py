@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from .common import IMAGENET_MEAN, IMAGENET_STD, TokenBackbone
-from .hf import hf_config, load_hf_pretrained, run_blocks, tokens_to_map
+from .common import IMAGENET_MEAN, IMAGENET_STD
+from .hf import HFTokenBackbone, run_blocks, tokens_to_map
 from .registry import BackboneInfo, register_backbone
 from .weights import WeightsSpec
 
@@ -51,23 +51,16 @@ def mae_sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
 @register_backbone("mae", BackboneInfo(family="mae", channels=768, patch=16, default_layer=-1, weights=MAE_WEIGHTS,
                                        description="MAE ViT-B/16 encoder, no masking, sin-cos for the input grid, "
                                                    "last block (reference: layer=-2), ImageNet norm"))
-class MAE(TokenBackbone):
+class MAE(HFTokenBackbone):
     """MAE encoder without masking; tokens of the selected blocks without the final LayerNorm."""
 
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
 
-    def build_model(self, pretrained_path):
-        from transformers import ViTMAEConfig, ViTMAEModel
-
-        config = hf_config(ViTMAEConfig, MAE_BASE_CONFIG, self.opts.arch_overrides)
-        if pretrained_path is None:
-            model = ViTMAEModel(config)
-        else:
-            model = load_hf_pretrained(ViTMAEModel, config, pretrained_path, unused=("decoder.",))
-        self.patch = int(config.patch_size)
-        self.num_layers = int(config.num_hidden_layers)
-        return model
+    hf_config_class = "ViTMAEConfig"
+    hf_model_class = "ViTMAEModel"
+    hf_official_config = MAE_BASE_CONFIG
+    hf_unused = ("decoder.",)
 
     def position_embedding(self, h: int, w: int, dim: int) -> torch.Tensor:
         """(h*w, dim) position embedding added to the patch tokens (regenerated sin-cos)."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from .common import HALF, TokenBackbone
-from .hf import hf_config, load_hf_pretrained, run_blocks, tokens_to_map
+from .common import HALF
+from .hf import HFTokenBackbone, run_blocks, tokens_to_map
 from .registry import BackboneInfo, register_backbone
 from .weights import WeightsSpec
 
@@ -35,24 +35,17 @@ MIDAS_WEIGHTS = WeightsSpec("midas", "Intel/dpt-large", ("model.safetensors",),
                                          weights=MIDAS_WEIGHTS,
                                          description="MiDaS DPT-Large ViT-L/16-384 backbone, block 23, "
                                                      "input norm 0.5/0.5"))
-class MiDaS(TokenBackbone):
+class MiDaS(HFTokenBackbone):
     """DPT-Large ViT backbone; tokens of the selected blocks, CLS (readout) token dropped."""
 
     mean = HALF
     std = HALF
 
-    def build_model(self, pretrained_path):
-        from transformers import DPTConfig, DPTModel
-
-        config = hf_config(DPTConfig, DPT_LARGE_CONFIG, self.opts.arch_overrides)
-        if pretrained_path is None:
-            model = DPTModel(config, add_pooling_layer=False)
-        else:
-            model = load_hf_pretrained(DPTModel, config, pretrained_path, unused=("neck.", "head.", "layernorm."),
-                                       add_pooling_layer=False)
-        self.patch = int(config.patch_size)
-        self.num_layers = int(config.num_hidden_layers)
-        return model
+    hf_config_class = "DPTConfig"
+    hf_model_class = "DPTModel"
+    hf_official_config = DPT_LARGE_CONFIG
+    hf_unused = ("neck.", "head.", "layernorm.")
+    hf_model_kwargs = {"add_pooling_layer": False}
 
     def forward_layers(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         h, w = x.shape[-2] // self.patch, x.shape[-1] // self.patch

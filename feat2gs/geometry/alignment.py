@@ -431,7 +431,7 @@ def _solve_pair_enumeration(p: _Problem, chunk_elements: int) -> _Solution:
                          f"samples (O(n^3 log n)); {pairs} candidate scales for n = {n} exceed "
                          f"{MAX_PAIR_CANDIDATES}. Subsample the problem or use method='anchor' (MoGe's solver).")
     ii, kk = torch.triu_indices(n, n, offset=1, device=dev)
-    Xg, Yg, Wg = p.groups(p.xs), p.groups(p.ys), p.groups(p.ws)
+    Xg, Wg = p.groups(p.xs), p.groups(p.ws)
     ok = (Wg[:, :, ii] > 0) & (Wg[:, :, kk] > 0) & (Xg[:, :, ii] != Xg[:, :, kk])  # (B, G, P)
     cb, cg, cp = ok.nonzero(as_tuple=True)
     cand_b = [cb]

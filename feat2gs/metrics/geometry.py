@@ -311,7 +311,6 @@ def point_map_metrics(pred: Tensor, gt: Tensor, mask: Optional[Tensor] = None, *
     if kind not in ("metric", "scale", "affine"):
         raise InputError("point_map_metrics.kind", f"unknown kind {kind!r}")
     mask = mask & (gt.norm(dim=-1) > 0)
-    B = pred.shape[0]
     index, valid = _subsample(mask, align_size)
     p_lr, g_lr = _gather_pixels(pred, index), _gather_pixels(gt, index)
     n_lr = g_lr.norm(dim=-1)

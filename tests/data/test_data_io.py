@@ -4,7 +4,6 @@ files (the real fern model, round trips, truncation)."""
 from __future__ import annotations
 
 import struct
-import zlib
 
 import numpy as np
 import pytest

@@ -198,7 +198,7 @@ def test_depth_metrics_hand_computed(moto2, lowres):
     depth, mask = moto2["depth"], moto2["mask"]
     H, W = depth.shape
     eps = perturbation(H, W, 0.3)
-    idx, val = lowres[0][lowres[1]], lowres[1]
+    idx = lowres[0][lowres[1]]
     g_lr = depth.reshape(-1)[idx]
 
     # metric: no alignment
