@@ -9,9 +9,14 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install demo test perf clean
 
+# pip's byte-compilation of all 6 GB (torch's CUDA build, transformers, sympy, ...) costs about a minute;
+# --no-compile skips it and one import of what the runs use writes just those .pyc files (even where
+# PYTHONDONTWRITEBYTECODE is set), which keeps later start-ups fast.
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet --no-compile -c requirements/constraints.txt -e ".[dev]"
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -c "import feat2gs.cli, feat2gs.pipeline, feat2gs.sweep, backbones, \
+		torchmetrics, lpips, scipy.spatial, sklearn.decomposition, safetensors.torch, pytest"
 	touch $(STAMP)
 
 install: $(STAMP)
