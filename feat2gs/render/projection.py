@@ -94,7 +94,9 @@ def project_gaussians(
     dt = means.dtype
     R = viewmats[:, :3, :3]  # (C, 3, 3)
     # camera-space means, one contiguous (C, N) tensor per coordinate
-    x, y, z = (torch.matmul(R, means.t()) + viewmats[:, :3, 3:]).unbind(1)
+    # (elementwise, not a matmul: MKL's GEMM rounds differently for different thread counts)
+    mx, my, mz = means.t().unsqueeze(1).unbind(0)  # (1, N) each
+    x, y, z = (R[:, i, 0:1] * mx + R[:, i, 1:2] * my + R[:, i, 2:3] * mz + viewmats[:, i, 3:4] for i in range(3))
     fx, fy = Ks[:, 0, 0:1], Ks[:, 1, 1:2]  # (C, 1)
     cx, cy = Ks[:, 0, 2:3], Ks[:, 1, 2:3]
 
