@@ -217,3 +217,18 @@ def tiny_config(version: str = "v2", dim: int = 64, depth: int = 2, heads: int =
         return _v2_config(vit, dim, list(range(depth)), [dim, 32, 16, 16, 8], 1, normal=normal,
                           num_tokens_range=(16, 36), scale_dims=[dim, 32, 1])
     raise ValueError(f"version must be 'v1' or 'v2', got {version!r}")
+
+
+def calibrate_mask(model, x: torch.Tensor, fraction: float, num_tokens: int = 30):
+    """Shift the mask head's output bias so that the model's mask keeps about ``fraction`` of the pixels of
+    ``x`` (a random-weight model's mask is otherwise all or nothing); returns the model. For tests and
+    random-weight runs."""
+    with torch.no_grad():
+        raw = model(x, num_tokens)
+        if hasattr(model, "mask_head"):  # v2: a separate mask head with a sigmoid output
+            logit = torch.logit(raw.mask.clamp(1e-6, 1 - 1e-6))
+            model.mask_head.output_blocks[-1].bias -= torch.quantile(logit, 1 - fraction)
+        else:  # v1: the mask is a channel of the shared head, thresholded at ``mask_threshold``
+            model.head.output_block[1][-1].bias += model.mask_threshold - torch.quantile(raw.mask, 1 - fraction)
+    return model
+

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from backbones.moge.load import build_model, tiny_config
+from backbones.moge.load import build_model, calibrate_mask, tiny_config
 from backbones.moge.modules import remap_points, uv_channels
 
 
@@ -15,14 +15,7 @@ def tiny(version, seed=0, mask_fraction=0.5):
     shifted to the right quantile of its output on a reference image)."""
     torch.manual_seed(seed)
     model = build_model(tiny_config(version)).eval()
-    x = image(1, 36, 48)
-    with torch.no_grad():
-        raw = model(x, 30)
-        if version == "v2":
-            logit = torch.logit(raw.mask.clamp(1e-6, 1 - 1e-6))
-            model.mask_head.output_blocks[-1].bias -= torch.quantile(logit, 1 - mask_fraction)
-        else:
-            model.head.output_block[1][-1].bias += model.mask_threshold - torch.quantile(raw.mask, 1 - mask_fraction)
+    calibrate_mask(model, image(1, 36, 48), mask_fraction)
     return model
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from plyfile import PlyData
 
-from backbones.moge.load import build_model, load_checkpoint, save_checkpoint, tiny_config
+from backbones.moge.load import build_model, calibrate_mask, load_checkpoint, save_checkpoint, tiny_config
 from feat2gs.cli import build_parser, main
 from feat2gs.commands.moge import (colorize_depth, colormap, decode_depth_png, encode_depth_png, oklab_to_srgb,
                                    run_moge)
@@ -22,14 +22,7 @@ def _tiny_checkpoint(path, version, mask_fraction=0.6):
     torch.manual_seed(0)
     cfg = tiny_config(version)
     model = build_model(cfg).eval()
-    x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        raw = model(x, 30)
-        if version == "v2":
-            logit = torch.logit(raw.mask.clamp(1e-6, 1 - 1e-6))
-            model.mask_head.output_blocks[-1].bias -= torch.quantile(logit, 1 - mask_fraction)
-        else:
-            model.head.output_block[1][-1].bias += model.mask_threshold - torch.quantile(raw.mask, 1 - mask_fraction)
+    calibrate_mask(model, torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(1)), mask_fraction)
     save_checkpoint(model, cfg, path)
     return path
 
