@@ -149,7 +149,7 @@ def lpips_backbone_file(net: str) -> Path:
     if hub.is_file():
         return hub
     raise LPIPSUnavailable(f"LPIPS-{net} needs its ImageNet backbone, which is not on this machine (no download "
-                           f"at run time): {missing} (`make install` does this; torchvision's {hub} works too)")
+                           f"at run time): {missing} (`make weights` does this; torchvision's {hub} works too)")
 
 
 class MaskedLPIPS:
