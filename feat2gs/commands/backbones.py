@@ -111,7 +111,7 @@ def backbone_rows(include_random: bool = False) -> list[list[object]]:
 
 
 def cmd_backbones(args) -> int:
-    print(format_table(["name", "family", "channels", "patch", "layer", "weights", "model"],
+    print(format_table(["name", "family", "channels", "patch", "layer", "weights", "source"],
                        backbone_rows(include_random=args.random)))
     print()
     if not args.random:
