@@ -36,7 +36,8 @@ def main() -> None:
         over = [*BASE, f"init.options.noise_std={sigma}", *args.overrides]
         prep = prepare_scene(load_config(over, preset="demo"))
         corr = prep.gt.valid[prep.init.valid]
-        noisy = point_metrics(prep.init_gaussians.means[corr], prep.gt.points[prep.init.valid][corr])
+        noisy = point_metrics(prep.init_gaussians.means[corr], prep.gt.points[prep.init.valid][corr],
+                              scale=1 / prep.frame.scale)  # dataset units, like the runs
         res = run_sweep(f"Synthetic geometry, sigma={sigma}", [None], args.backbones.split(","), list(args.modes),
                         over, preset="demo", name=f"synthetic_geometry_sigma{sigma}")
         for r in res.rows:

@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..geometry.fill import fill_depth
 from ..geometry.alignment import align_depth_affine
 from ..geometry.focal import intrinsics_to_fov, pixel_to_normalized_intrinsics
 from ..metrics.geometry import masked_nearest_resize_index
@@ -277,6 +278,8 @@ class MoGeInit(Initialiser):
       edge_rtol [None]: drop depth-edge pixels (relative 3 x 3 depth span above this), e.g. 0.04.
       predictor [None]: a depth predictor to use instead of MoGe (``images -> DepthPrediction | (depth, mask)``).
       seed [0]: recorded only (the method is deterministic).
+      fill [True]: dense initialisation -- pixels dropped by the masks / edge test get a depth interpolated
+        from the kept ones (confidence 0); False keeps only the kept pixels.
     """
 
     name = "moge"
@@ -286,7 +289,8 @@ class MoGeInit(Initialiser):
                  mvs_options: Optional[dict] = None, trunc: Optional[float] = 0.1,
                  sample_weights: str = "inverse_depth", align_resolution: int = 32, min_samples: int = 20,
                  on_failure: str = "error", use_moge_mask: bool = True, use_masks: bool = True,
-                 edge_rtol: Optional[float] = None, predictor: Optional[DepthPredictor] = None, seed: int = 0):
+                 edge_rtol: Optional[float] = None, predictor: Optional[DepthPredictor] = None, seed: int = 0,
+                 fill: bool = True):
         checks = {
             "target": lambda: target in TARGETS,
             "sample_weights": lambda: sample_weights in WEIGHTS,
@@ -328,6 +332,7 @@ class MoGeInit(Initialiser):
         self.edge_rtol = None if edge_rtol is None else float(edge_rtol)
         self.predictor = predictor
         self.seed = int(seed)
+        self.fill = bool(fill)
 
     # ------------------------------------------------------------------ stages
     def get_predictor(self) -> DepthPredictor:
@@ -360,8 +365,8 @@ class MoGeInit(Initialiser):
             mvs = MVSInit(**self.mvs_options)
         except TypeError as e:
             raise InputError("init.moge.mvs_options", str(e)) from None
-        init = mvs(train)
-        return init.depth, init.valid
+        dense = mvs.reconstruct(train)
+        return dense.depth, dense.confident  # align to the pixels that passed MVS's filters, not the filled ones
 
     # ------------------------------------------------------------------ entry point
     def __call__(self, train: Scene) -> PointInit:
@@ -414,7 +419,12 @@ class MoGeInit(Initialiser):
             "seconds": {"target": t_target, "predict": t_pred, "total": time.perf_counter() - t0},
             "seed": self.seed,
         }
-        return point_init_from_depth(train, depth, valid, method="moge", meta=meta)
+        confidence = valid.float()
+        if self.fill:  # dense: masked-out / edge / invalid pixels of aligned views get interpolated depth
+            depth = fill_depth(torch.where(valid, depth, torch.zeros_like(depth)), valid)
+            valid = torch.isfinite(depth) & (depth > 0) & al.ok[:, None, None]
+        meta["dense_fraction"] = float(valid.float().mean())
+        return point_init_from_depth(train, depth, valid, method="moge", meta=meta, confidence=confidence)
 
     def _failure_reason(self, al: ViewAlignment, v: int) -> str:
         n = int(al.samples[v])

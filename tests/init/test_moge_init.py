@@ -130,7 +130,8 @@ def test_uniform_weights_and_masks(synth):
     init = MoGeInit(predictor=fixed(synth["distorted"], moge_mask), sample_weights="uniform",
                     align_resolution=20)(replace(train, masks=scene_mask))
     check_recovered(init, tol_scale=0.015, tol_shift=0.04)
-    assert torch.equal(init.valid, moge_mask & scene_mask)
+    assert torch.equal(init.confidence > 0, moge_mask & scene_mask)  # the kept pixels
+    assert init.valid.all()  # dense: the others got an interpolated depth
     ignore = MoGeInit(predictor=fixed(synth["distorted"], moge_mask), use_moge_mask=False, use_masks=False,
                       align_resolution=16)(replace(train, masks=scene_mask))
     assert ignore.valid.all()
@@ -241,9 +242,10 @@ def test_moge_model_path_with_a_tiny_checkpoint(tmp_path, synth):
     dropped = [train.image_names[v] for v in range(3) if not scale[v] > 0]
     assert init.meta["dropped_views"] == dropped and len(dropped) < 3
     for v in range(3):
-        assert init.valid[v].any() == (train.image_names[v] not in dropped)
+        assert init.valid[v].any() == (train.image_names[v] not in dropped)  # a dropped view stays empty
     d = scale[:, None, None] * ref.depth + torch.tensor(init.meta["shift"])[:, None, None]
-    torch.testing.assert_close(init.depth[init.valid], d[init.valid])
+    keep = init.confidence > 0  # the predicted (not interpolated) pixels
+    torch.testing.assert_close(init.depth[keep], d[keep])
     # a v1 variant refuses a v2 file; a missing file / a wrong file are named
     with pytest.raises(InputError, match="MoGe v1"):
         MoGeInit(variant="v1-vitl", weights=str(tmp_path / "model.pt"))(train)
@@ -276,7 +278,7 @@ def test_real_llff_distorted_mvs_depth_aligns_to_colmap_points(shared_data):
 
     scene = load_scene(shared_data / "llff" / "fern").resized_long_side(128, 16)
     train = scene.subset([0, 6, 12])
-    mvs = MVSInit()(train)
+    mvs = MVSInit(fill="none")(train)  # the confident pixels only
     distorted = A[:, None, None] * mvs.depth + B[:, None, None]
     init = MoGeInit(predictor=fixed(distorted, mvs.valid), align_resolution=20)(train)
     assert init.meta["target"] == "sparse" and min(init.meta["samples"]) > 100
