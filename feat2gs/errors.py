@@ -19,6 +19,18 @@ class InputError(Feat2GSError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class ConfigError(InputError):
+    """A bad configuration value (a key's type, range or allowed values); ``where`` is the dotted key."""
+
+
+class DivergedError(Feat2GSError):
+    """Training produced non-finite values (loss or parameters); ``step`` is where it was detected."""
+
+    def __init__(self, step: int, phase: str, what: str, hint: str):
+        self.step, self.phase, self.what, self.hint = step, phase, what, hint
+        super().__init__(f"diverged at {phase} step {step} ({what}); {hint}")
+
+
 class UnknownNameError(Feat2GSError, KeyError):
     """A registry lookup for a name that is not registered (unknown backbone, mode, initialiser...)."""
 

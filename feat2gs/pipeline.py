@@ -20,6 +20,7 @@ from probes.features import GaussianFeatures
 from probes.readout import Readout
 
 from .data import load_scene, make_split
+from .device import resolve_device
 from .errors import InputError
 from .evaluate import EvalResult, build_lpips, evaluate_views
 from .features import PreparedFeatures, prepare_features, write_feature_visualisation
@@ -34,14 +35,6 @@ from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
 from .scene import Scene, Split
 from .train import ProbeTrainer, TrainResult, scene_extent
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("device", "cuda requested but no CUDA device is available")
-    return name
 
 
 # ------------------------------------------------------------------------------------------ scene stage

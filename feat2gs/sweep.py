@@ -10,7 +10,8 @@ from typing import Any, Optional, Sequence
 
 from .config import MODES, load_config
 from .errors import InputError
-from .pipeline import prepare_features, prepare_scene, resolve_device, run_probe
+from .device import resolve_device
+from .pipeline import prepare_features, prepare_scene, run_probe
 from .report import render_grid, write_report
 from .run import RunDir, seed_everything
 

@@ -19,7 +19,8 @@ import torch  # noqa: E402
 from feat2gs.config import load_config  # noqa: E402
 from feat2gs.features import prepare_features  # noqa: E402
 from feat2gs.metrics.image import photometric_loss  # noqa: E402
-from feat2gs.pipeline import prepare_scene, resolve_device  # noqa: E402
+from feat2gs.device import resolve_device  # noqa: E402
+from feat2gs.pipeline import prepare_scene  # noqa: E402
 from feat2gs.render import get_renderer  # noqa: E402
 from probes.readout import Readout  # noqa: E402
 

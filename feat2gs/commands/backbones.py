@@ -172,7 +172,7 @@ def cmd_features(args) -> int:
     from ..config import load_config
     from ..errors import InputError
     from ..features import component_features, feature_cache, reduce_features, write_feature_visualisation
-    from ..pipeline import resolve_device
+    from ..device import resolve_device
 
     cfg = load_config(args.overrides, preset=args.preset)
     cache = feature_cache(cfg)

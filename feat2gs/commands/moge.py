@@ -217,7 +217,7 @@ def run_moge(input_path: str, out: str, variant: Optional[str] = None, weights: 
     from tqdm.auto import tqdm
 
     from ..init.moge import load_moge_model
-    from ..pipeline import resolve_device
+    from ..device import resolve_device
     from ..io.images import read_image
 
     src = Path(input_path).expanduser()
@@ -233,7 +233,7 @@ def run_moge(input_path: str, out: str, variant: Optional[str] = None, weights: 
     if not files:
         raise InputError(str(src), "no image files in this folder")
     folder_mode = src.is_dir()
-    model, desc = load_moge_model(variant, weights, resolve_device(device), variant_field="--variant",
+    model, desc = load_moge_model(variant, weights, resolve_device(device, "--device"), variant_field="--variant",
                                   weights_field="--weights")
     root = Path(out).expanduser()
     written = []

@@ -79,7 +79,7 @@ def camera_depth_range(cameras: Cameras, max_disparity_fraction: float = 0.33,
     f = float(cameras.K[:, 0, 0].mean())
     if baseline <= 0:
         raise InputError("init.mvs", "cannot guess a depth range: the train cameras share one centre; "
-                                     "give init.mvs.near and init.mvs.far")
+                                     "give init.options.near and init.options.far")
     near = f * baseline / (max_disparity_fraction * cameras.width)
     return torch.tensor([[near, near * far_over_near]] * V, dtype=torch.float32)
 
@@ -148,7 +148,7 @@ def box_filter(x: torch.Tensor, window: int) -> torch.Tensor:
     """
     H, W = x.shape[-2:]
     if min(H, W) < window:
-        raise InputError("init.mvs.window", f"window {window} is larger than the {W}x{H} image")
+        raise InputError("init.options.window", f"window {window} is larger than the {W}x{H} image")
     return _running_sum(_running_sum(x, window, -1), window, -2) / _box_counts(H, W, window)
 
 
@@ -231,7 +231,7 @@ class MVSInit(Initialiser):
         }
         for key, ok in checks.items():
             if not ok:
-                raise InputError(f"init.mvs.{key}", f"bad value {locals()[key]!r} (see MVSInit's docstring)")
+                raise InputError(f"init.options.{key}", f"bad value {locals()[key]!r} (see MVSInit's docstring)")
         self.num_planes = int(num_planes)
         self.window = int(window)
         self.max_sources = int(max_sources)
@@ -387,7 +387,7 @@ class MVSInit(Initialiser):
             raise InputError(f"init=mvs ({train.name})",
                              "no pixel passed the photo-consistency and geometric filters; check the poses and the "
                              f"depth range (from {range_source}: {depth_range.tolist()}), or relax "
-                             "init.mvs.min_score / max_rel_depth")
+                             "init.options.min_score / max_rel_depth")
         meta = {
             "depth_range": depth_range.tolist(), "depth_range_source": range_source,
             "num_planes": D, "window": self.window, "sources": sources.tolist(),
