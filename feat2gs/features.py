@@ -121,7 +121,7 @@ def feature_cache(cfg: DictConfig) -> Optional[FeatureCache]:
     return FeatureCache(OmegaConf.select(cfg, "cache.dir", default=None))
 
 
-def _check_components(cfg: DictConfig, names: Sequence[str]) -> None:
+def check_components(cfg: DictConfig, names: Sequence[str]) -> None:
     per = _plain(cfg.backbone.get("per_backbone")) or {}
     unknown = sorted(set(per) - set(names)) if isinstance(per, dict) else []
     if unknown:
@@ -151,7 +151,7 @@ def extract_backbone(name: str, opts: BackboneOptions, images: torch.Tensor,
 def component_features(cfg: DictConfig, images: torch.Tensor, device: str = "cpu") -> list[BackboneFeatures]:
     """Raw features of every backbone of ``backbone.name`` on ``images`` (V, 3, H, W) in [0, 1]."""
     names = backbone_names(cfg)
-    _check_components(cfg, names)
+    check_components(cfg, names)
     cache = feature_cache(cfg)
     multi = len(names) > 1
     return [extract_backbone(n, backbone_options(cfg, device, n if multi else None), images, cache) for n in names]

@@ -121,7 +121,7 @@ def validate(cfg: DictConfig) -> Config:
 
     check_scene_options(typed_cfg.scene.path, typed_cfg.scene.options)
     check_init_options(typed_cfg.init.name, typed_cfg.init.options)
-    _check_backbones(typed_cfg)
+    _check_backbones(cfg)
     cfg.probe.mode = typed_cfg.probe.mode
     return typed_cfg
 
@@ -139,18 +139,33 @@ def _check_cross(c: Config) -> None:
                                              f"({c.scene.multiple})")
 
 
-def _check_backbones(c: Config) -> None:
-    """Every name of ``backbone.name`` is registered (layers and sizes are checked when the model is built)."""
-    from backbones import backbone_names
+def _check_backbones(cfg: DictConfig) -> None:
+    """``backbone.name`` well formed and registered, ``backbone.per_backbone`` naming its components (layers
+    and sizes are checked when the model is built)."""
+    from backbones import backbone_names as registered
 
-    names = c.backbone.name if isinstance(c.backbone.name, list) else str(c.backbone.name).split("+")
-    known = backbone_names()
-    for n in (str(n).strip() for n in names):
+    from ..features import COMPONENT_FIELDS, backbone_names, check_components
+
+    names = backbone_names(cfg)
+    known = registered()
+    for n in names:
         if n not in known:
             close = [k for k in known if n and (n in k or k in n)][:6]
             raise ConfigError("backbone.name", f"unknown backbone {n!r}"
                                                + (f"; did you mean {', '.join(close)}?" if close else
                                                   "; `feat2gs backbones` lists them"))
+    check_components(cfg, names)
+    from .schema import BackboneConfig, check_value, section_fields
+
+    spec = section_fields(BackboneConfig)
+    for name, extra in (OmegaConf.to_container(cfg.backbone.per_backbone, resolve=True) or {}).items():
+        where = f"backbone.per_backbone.{name}"
+        if not isinstance(extra, dict):
+            raise ConfigError(where, f"expected a mapping of options, got {extra!r}")
+        for k, v in extra.items():
+            if k not in COMPONENT_FIELDS:
+                raise ConfigError(f"{where}.{k}", f"unknown option; allowed: {', '.join(COMPONENT_FIELDS)}")
+            check_value(v, *spec[k], f"{where}.{k}")
 
 
 def typed(cfg: DictConfig) -> Config:
