@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+from feat2gs.io.tables import markdown_table
 from feat2gs.sweep import run_sweep
 
 from benchmarks.results_io import publish
@@ -21,13 +22,10 @@ SCENES = ("llff/fern", "middlebury/templeSparseRing", "dtu/scan37")
 
 
 def table(rows) -> str:
-    head = "| scene | backbone | mode | PSNR ↑ | SSIM ↑ | mean-colour PSNR | train+eval s |"
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
-        n = r["nvs"]
-        lines.append(f"| {r['scene']['scene']} | {r['backbone']} | {r['mode']} | {n['psnr']:.2f} | {n['ssim']:.4f} | "
-                     f"{n['mean_color_psnr']:.2f} | {r['time_s']:.0f} |")
-    return "\n".join(lines)
+    head = ["scene", "backbone", "mode", "PSNR ↑", "SSIM ↑", "mean-colour PSNR", "train+eval s"]
+    return markdown_table(head, [[r["scene"]["scene"], r["backbone"], r["mode"], f"{r['nvs']['psnr']:.2f}",
+                                  f"{r['nvs']['ssim']:.4f}", f"{r['nvs']['mean_color_psnr']:.2f}",
+                                  f"{r['time_s']:.0f}"] for r in rows])
 
 
 def main() -> None:

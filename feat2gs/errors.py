@@ -48,3 +48,15 @@ class WeightsNotFoundError(Feat2GSError, FileNotFoundError):
     def __init__(self, model: str, how_to_get: str):
         self.model, self.how_to_get = model, how_to_get
         super().__init__(f"weights for {model} not found. {how_to_get}")
+
+
+class Terminated(BaseException):
+    """The process received a termination signal (SIGTERM, SIGHUP); raised by the CLI's signal handler so that
+    the run in progress is marked failed on the way out. A ``BaseException``, like ``KeyboardInterrupt``."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        self.signal_name = signal.Signals(self.signum).name
+        super().__init__(f"terminated by {self.signal_name}")

@@ -8,7 +8,6 @@ shared by the three modes. Sweeps (``feat2gs demo``, benchmark suites) pass them
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -33,6 +32,7 @@ from .io.ply import write_gaussians_ply
 from .metrics.points import point_metrics
 from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
+from .run_warnings import score_warnings
 from .scene import Scene, Split
 from .train import ProbeTrainer, TrainResult, scene_extent
 
@@ -146,6 +146,7 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
             "train": {"final_photo_loss": (result.history["photo_loss"] or [None])[-1],
                       "history": result.history},
         }
+        metrics["warnings"] = score_warnings(ev.summary)
         with run.timer("write"):
             write_outputs(run, cfg, prep, result, ev)
             if not feats.info.get("per_pixel"):
@@ -154,7 +155,7 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         run.finish("complete")
         return ProbeRun(run.path, metrics, result, ev)
     except BaseException as e:
-        run.finish("failed", error="".join(traceback.format_exception_only(type(e), e)).strip())
+        run.fail(e)
         raise
 
 

@@ -3,6 +3,8 @@ joint train-pose refinement -- the reference schedule (feat2gs_reference.md sect
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -13,9 +15,12 @@ from tqdm.auto import tqdm
 from probes.features import GaussianFeatures
 from probes.readout import Readout
 
+from .errors import DivergedError
 from .gaussians import Gaussians
 from .geometry.pose import PoseCorrection
 from .metrics.image import photometric_loss
+from .progress import bar as progress_bar
+from .progress import stage_done
 from .render.base import Renderer
 from .scene import Cameras
 
@@ -42,8 +47,22 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
+def first_non_finite(tensors: dict[str, torch.Tensor]) -> Optional[str]:
+    """The name of the first tensor with a NaN or infinite value, or None."""
+    for name, t in tensors.items():
+        if t is not None and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
 class ProbeTrainer:
-    """Owns the optimiser (one Adam over head weights, free parameters and train poses, eps=1e-15)."""
+    """Owns the optimiser (one Adam over head weights, free parameters and train poses, eps=1e-15).
+
+    ``step(phase, step)`` is one optimisation step (``"warmup"`` or ``"photo"``) and returns its loss.
+    Divergence guard: at every logging step (and the last one) the loss and every trained tensor must be
+    finite, and the final Gaussians must be before anything is returned; otherwise ``DivergedError`` says
+    where and which learning rate to lower.
+    """
 
     def __init__(self, readout: Readout, feats: GaussianFeatures, images: torch.Tensor, cameras: Cameras,
                  renderer: Renderer, cfg: DictConfig, extent: float, seed: int = 0):
@@ -55,23 +74,17 @@ class ProbeTrainer:
         self.opt = torch.optim.Adam(groups, lr=0.0, eps=1e-15)
         self.generator = torch.Generator().manual_seed(seed)
         self.history: dict[str, list[float]] = {"warmup_loss": [], "photo_loss": []}
+        self._K = cameras.K.to(images.device)
+        self._order: list[int] = []
 
-    # ------------------------------------------------------------------------------------------ warm-up
-    def warmup(self, progress: Optional[tqdm] = None) -> None:
-        steps = int(self.cfg.warmup_steps)
+    # ------------------------------------------------------------------------------------------ steps
+    def _set_warmup_lrs(self, step: int) -> None:
         lr0, lr1 = (float(x) for x in self.cfg.warmup_lr)
+        lr = exp_schedule(step, lr0, lr1, int(self.cfg.warmup_steps))
         heads = set(self.readout.head_names)
-        for step in range(steps):
-            lr = exp_schedule(step, lr0, lr1, steps)
-            for g in self.opt.param_groups:
-                g["lr"] = lr if g["name"] in heads else 0.0
-            loss = self.readout.warmup_loss(self.readout.head_outputs(self.feats))
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self._log("warmup_loss", step, steps, loss, progress)
+        for g in self.opt.param_groups:
+            g["lr"] = lr if g["name"] in heads else 0.0
 
-    # ------------------------------------------------------------------------------------- photometric
     def _set_photometric_lrs(self, step: int) -> None:
         lr = self.cfg.lr
         pose = self.cfg.pose
@@ -85,41 +98,100 @@ class ProbeTrainer:
             else:
                 g["lr"] = float(lr[name])
 
-    def photometric(self, progress: Optional[tqdm] = None) -> None:
-        steps = int(self.cfg.steps)
-        V = self.images.shape[0]
-        K = self.cameras.K.to(self.images.device)
-        W, H = self.cameras.width, self.cameras.height
-        order: list[int] = []
-        for step in range(steps):
-            if not order:  # one view per step, each view once per epoch, in a seeded random order
-                order = torch.randperm(V, generator=self.generator).tolist()
-            v = order.pop()
+    def _next_view(self) -> int:
+        if not self._order:  # one view per step, each view once per epoch, in a seeded random order
+            self._order = torch.randperm(self.images.shape[0], generator=self.generator).tolist()
+        return self._order.pop()
+
+    def step(self, phase: str, step: int) -> torch.Tensor:
+        """One optimisation step of ``phase`` (``"warmup"``: heads regress to the initial values;
+        ``"photo"``: the photometric loss on one train view, with train-pose refinement) at schedule
+        position ``step``; returns the (detached) loss."""
+        if phase == "warmup":
+            self._set_warmup_lrs(step)
+            loss = self.readout.warmup_loss(self.readout.head_outputs(self.feats))
+        elif phase == "photo":
+            v = self._next_view()
             self._set_photometric_lrs(step)
             gaussians = self.readout(self.feats)
             viewmat = self.poses(torch.tensor([v]))
-            out = self.renderer.render(gaussians, K[v:v + 1], viewmat, W, H)
+            out = self.renderer.render(gaussians, self._K[v:v + 1], viewmat, self.cameras.width,
+                                       self.cameras.height)
             loss = photometric_loss(out.image, self.images[v:v + 1], float(self.cfg.ssim_weight))
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self._log("photo_loss", step, steps, loss, progress)
+        else:
+            raise ValueError(f"unknown training phase {phase!r}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def warmup(self, progress: Optional[tqdm] = None) -> None:
+        steps = int(self.cfg.warmup_steps)
+        for step in range(steps):
+            self._log("warmup_loss", step, steps, self.step("warmup", step), progress)
+
+    def photometric(self, progress: Optional[tqdm] = None) -> None:
+        steps = int(self.cfg.steps)
+        for step in range(steps):
+            self._log("photo_loss", step, steps, self.step("photo", step), progress)
+
+    # ------------------------------------------------------------------------------------ divergence
+    def trained_tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"{g['name']}[{i}]": p for g in self.opt.param_groups for i, p in enumerate(g["params"])}
+        return out
+
+    def check_finite(self, key: str, step: int, loss: Optional[float]) -> None:
+        phase = "warm-up" if key == "warmup_loss" else "photometric"
+        what = None
+        if loss is not None and not math.isfinite(loss):
+            what = f"loss {loss}"
+        else:
+            bad = first_non_finite(self.trained_tensors())
+            if bad is not None:
+                what = f"non-finite values in {bad.split('[')[0]} parameters"
+        if what is not None:
+            raise DivergedError(step, phase, what, self._hint(phase))
+
+    @staticmethod
+    def _hint(phase: str) -> str:
+        if phase == "warm-up":
+            return "lower train.warmup_lr"
+        return "lower the learning rates (train.lr.*, train.pose.lr)"
 
     def _log(self, key: str, step: int, steps: int, loss: torch.Tensor, progress: Optional[tqdm]) -> None:
         every = max(int(self.cfg.log_every), 1)
         if step % every == 0 or step == steps - 1:
-            self.history[key].append(loss.item())
+            value = loss.item()
+            self.history[key].append(value)
+            self.check_finite(key, step, value)
             if progress is not None:
-                progress.set_postfix({key: f"{self.history[key][-1]:.4f}"}, refresh=False)
+                progress.set_postfix({key: f"{value:.4f}"}, refresh=False)
         if progress is not None:
             progress.update(1)
 
     def run(self, desc: str = "train") -> TrainResult:
         total = int(self.cfg.warmup_steps) + int(self.cfg.steps)
-        with tqdm(total=total, desc=desc, leave=False, disable=None) as bar:
+        with progress_bar(total, desc) as bar:
+            t = time.perf_counter()
             self.warmup(bar)
+            if int(self.cfg.warmup_steps):
+                stage_done("warm-up", time.perf_counter() - t, f"{int(self.cfg.warmup_steps)} steps, loss "
+                                                               f"{self.history['warmup_loss'][-1]:.4g}")
+            t = time.perf_counter()
             self.photometric(bar)
+            if int(self.cfg.steps):
+                stage_done("photometric training", time.perf_counter() - t,
+                           f"{int(self.cfg.steps)} steps, loss {self.history['photo_loss'][-1]:.4g}")
         with torch.no_grad():
             final = self.readout(self.feats).detach()
             viewmats = self.poses().detach()
+        bad = first_non_finite({"final Gaussians": torch.cat([final.means, final.sh_dc.flatten(1),
+                                                               final.sh_rest.flatten(1), final.opacity_logits,
+                                                               final.log_scales, final.quats], 1),
+                                "train poses": viewmats})
+        if bad is not None:
+            steps = int(self.cfg.steps)
+            phase = "photometric" if steps else "warm-up"
+            raise DivergedError(max(steps, int(self.cfg.warmup_steps)) - 1, phase, f"non-finite {bad}",
+                                self._hint(phase))
         return TrainResult(final, viewmats, self.history)

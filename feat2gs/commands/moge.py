@@ -218,6 +218,7 @@ def run_moge(input_path: str, out: str, variant: Optional[str] = None, weights: 
 
     from ..init.moge import load_moge_model
     from ..device import resolve_device
+    from ..io.atomic import ensure_writable_dir
     from ..io.images import read_image
 
     src = Path(input_path).expanduser()
@@ -227,6 +228,7 @@ def run_moge(input_path: str, out: str, variant: Optional[str] = None, weights: 
         raise InputError("--num-tokens", f"must be positive, got {num_tokens}")
     if fov_x is not None and not 0 < float(fov_x) < 180:
         raise InputError("--fov-x", f"must be in (0, 180) degrees, got {fov_x}")
+    root = ensure_writable_dir(out, "--out")  # before any work
     files, skipped = collect_inputs(src)
     for p in skipped:
         log.warning("skipping %s: not an image file", p)
@@ -235,7 +237,6 @@ def run_moge(input_path: str, out: str, variant: Optional[str] = None, weights: 
     folder_mode = src.is_dir()
     model, desc = load_moge_model(variant, weights, resolve_device(device, "--device"), variant_field="--variant",
                                   weights_field="--weights")
-    root = Path(out).expanduser()
     written = []
     for path, name in tqdm(list(zip(files, output_names(files))), desc="moge", unit="image",
                            disable=(not folder_mode) if progress is None else not progress):

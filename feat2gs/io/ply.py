@@ -9,6 +9,7 @@ import torch
 
 from ..errors import InputError
 from ..gaussians import Gaussians
+from .atomic import atomic_write
 
 
 def _fields(n_rest: int) -> list[str]:
@@ -31,9 +32,7 @@ def write_gaussians_ply(path: Path, g: Gaussians) -> None:
     arr = np.empty(n, dtype=[(f, "f4") for f in names])
     for i, f in enumerate(names):
         arr[f] = data[:, i]
-    tmp = Path(path).with_suffix(".ply.tmp")
-    PlyData([PlyElement.describe(arr, "vertex")]).write(str(tmp))
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: PlyData([PlyElement.describe(arr, "vertex")]).write(str(tmp)))
 
 
 def read_gaussians_ply(path: Path) -> Gaussians:

@@ -1,7 +1,7 @@
 """The CPU backend: torch projection + SH (autograd) and a compiled C++/OpenMP tile rasteriser.
 
 The kernel (``csrc/rasterize_cpu.cpp``) is compiled once with ``torch.utils.cpp_extension.load`` (ninja,
-``-O3 -fopenmp``, ``-march=native`` on x86-64) into ``$FEAT2GS_CACHE`` or ``~/.cache/feat2gs``
+``-O3 -fopenmp``, ``-march=native`` on x86-64) into feat2gs's cache root (``feat2gs.paths.cache_root``: ``$FEAT2GS_CACHE_DIR`` or ``~/.cache/feat2gs``)
 (``torch_extensions/<python, torch and CPU tag>``) and reused by later processes; a source change triggers a
 rebuild. Threads: ``torch.get_num_threads()``. It follows gsplat 1.5.3's classic
 rasterisation (see ``base.py`` and the kernel's header) and its analytic backward is wrapped in a
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..paths import cache_root
 from .projection import Splats, SplatRenderer
 
 _EXT_NAME = "feat2gs_render_cpu"
@@ -32,14 +33,6 @@ MAX_TILE_SIZE = 64  # kMaxTile in the kernel
 _SOURCES = [Path(__file__).with_name("csrc") / "rasterize_cpu.cpp"]
 _lock = threading.Lock()
 _ops = None
-
-
-def cache_dir() -> Path:
-    """Root of feat2gs's caches: ``$FEAT2GS_CACHE``, else ``$XDG_CACHE_HOME/feat2gs``, else ``~/.cache/feat2gs``."""
-    if os.environ.get("FEAT2GS_CACHE"):
-        return Path(os.environ["FEAT2GS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "feat2gs"
 
 
 def _native_flags() -> tuple[list[str], str]:
@@ -63,7 +56,7 @@ def _native_flags() -> tuple[list[str], str]:
 def build_dir(tag: str) -> Path:
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     torch_tag = f"torch{torch.__version__}".replace("+", "_")
-    return cache_dir() / "torch_extensions" / f"{py}_{torch_tag}_{tag}" / _EXT_NAME
+    return cache_root() / "torch_extensions" / f"{py}_{torch_tag}_{tag}" / _EXT_NAME
 
 
 def load_kernel(verbose: bool = False):
