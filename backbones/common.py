@@ -13,6 +13,8 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from feat2gs.errors import InputError
+
 from .base import Backbone, FeatureMap
 from .registry import BackboneInfo, BackboneOptions
 from .weights import file_fingerprint, resolve_weights
@@ -35,7 +37,8 @@ def layer_indices(layer: Any, num_layers: int) -> list[int]:
         i = int(l)
         j = i + num_layers if i < 0 else i
         if not 0 <= j < num_layers:
-            raise ValueError(f"backbone.layer: {i} is out of range for a model with {num_layers} blocks")
+            raise InputError("backbone.layer", f"{i} is out of range for a model with {num_layers} blocks "
+                                               f"(0..{num_layers - 1}, or -1..-{num_layers} from the end)")
         out.append(j)
     return out
 

@@ -6,7 +6,8 @@
   <what>``, exit 2;
 * ``OSError`` (a missing or unwritable file or folder, a full or read-only disk) -> the path and the reason,
   exit 2;
-* a run whose training diverged -> ``feat2gs: error: ...diverged at step N; lower ...``, exit 1;
+* a run whose training diverged (too high learning rates) -> ``feat2gs: error: diverged at ... step N (...);
+  lower ...``, exit 2;
 * SIGINT -> ``feat2gs: interrupted``, exit 130; SIGTERM/SIGHUP -> ``feat2gs: terminated by SIGTERM``, exit
   128 + signal (143 for SIGTERM); the run in progress is marked failed with the reason on the way out;
 * anything else (a bug) -> a short message, the traceback written to the run folder's ``error.log`` (or a log
@@ -23,7 +24,7 @@ import time
 import traceback
 from typing import Optional, Sequence
 
-from .errors import DivergedError, Feat2GSError, Terminated
+from .errors import Feat2GSError, Terminated
 
 #: modules of ``feat2gs.commands`` whose ``register(subparsers)`` adds their sub-commands
 COMMAND_MODULES = ("probe", "backbones", "moge", "runs")
@@ -84,9 +85,6 @@ def report_error(e: BaseException) -> int:
     if isinstance(e, Terminated):
         print(f"feat2gs: terminated by {e.signal_name}{where}", file=sys.stderr)
         return 128 + e.signum
-    if isinstance(e, DivergedError):
-        print(f"feat2gs: error: {e}{where}", file=sys.stderr)
-        return EXIT_FAILED
     if isinstance(e, (Feat2GSError, OSError)):
         print(f"feat2gs: error: {describe_error(e)}", file=sys.stderr)
         if run_path is not None:
@@ -100,15 +98,24 @@ def report_error(e: BaseException) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from . import progress
-
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+    except KeyboardInterrupt:
+        print("feat2gs: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
     if extra:  # key=value overrides placed after an option: still overrides
-        if hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+        if hasattr(args, "overrides") and not any(x.startswith("-") for x in extra):
             args.overrides = list(args.overrides) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``args.func(args)`` inside the error boundary (see the module docstring)."""
+    from . import progress
+
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         try:

@@ -52,9 +52,10 @@ def _expand(overrides: Iterable[str]) -> list[str]:
 
 
 def preset_path(preset: str) -> Path:
-    """A preset's file: a ``.yaml``/``.yml`` path as given, else ``feat2gs/config/<preset>.yaml``."""
+    """A preset's file: a ``.yaml``/``.yml`` path or an existing file as given, else
+    ``feat2gs/config/<preset>.yaml``."""
     p = Path(preset).expanduser()
-    return p if p.suffix in (".yaml", ".yml") else CONFIG_DIR / f"{preset}.yaml"
+    return p if p.suffix in (".yaml", ".yml") or p.is_file() else CONFIG_DIR / f"{preset}.yaml"
 
 
 def _load_preset(preset: str) -> DictConfig:

@@ -27,10 +27,12 @@ from dataclasses import dataclass, fields
 from pathlib import PurePath
 from typing import Any, Optional, Union
 
+from probes.readout import MODE_HEADS
+
 from ..errors import ConfigError
 
-#: probing modes, in their canonical order (the one definition of the modes)
-MODES = ("G", "T", "A")
+#: probing modes, in their canonical order (defined once, with the heads each one reads out, in probes.readout)
+MODES = tuple(MODE_HEADS)
 SPLIT_TEST_RULES = ("all", "even", "farthest")
 LPIPS_NETS = ("vgg", "alex", "none")
 RENDER_BACKENDS = ("auto", "gsplat", "cpu", "reference")
