@@ -101,10 +101,17 @@ def load_config(overrides: Iterable[str] = (), preset: Optional[str] = None) -> 
             cfg = OmegaConf.merge(cfg, _load_preset(preset))
         except OmegaConfBaseException as e:
             raise _omegaconf_error(e, str(preset_path(preset))) from None
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(_expand(overrides)))
-    except OmegaConfBaseException as e:
-        raise _omegaconf_error(e, "config") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(str(preset_path(preset)), f"does not fit the config ({e})") from None
+    dotlist = _expand(overrides)
+    for item in dotlist:  # one at a time, so that an error names its key
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise _omegaconf_error(e, item.split("=", 1)[0]) from None
+        except (TypeError, ValueError) as e:  # e.g. a list merged into a mapping
+            key, value = item.split("=", 1)
+            raise ConfigError(key, f"cannot set it to {value!r} ({e})") from None
     validate(cfg)
     return cfg
 

@@ -75,8 +75,13 @@ def check_scene_options(path: str, options: Mapping[str, Any]) -> dict[str, Any]
     fmt = options.get("format")
     if fmt is not None:
         fmt = check_value(fmt, str, {"choices": tuple(SCENE_FORMATS.names())}, "scene.options.format")
+    elif path == SYNTHETIC:
+        fmt = SYNTHETIC
     else:
-        fmt = SYNTHETIC if path == SYNTHETIC else detect_format(path)
+        try:
+            fmt = detect_format(path)
+        except InputError as e:
+            raise ConfigError("scene.path", f"{e.where}: {e.detail}") from None
     loader = SCENE_FORMATS.entry(fmt).factory
     extra: dict[str, Any] = {"format": str}
     if fmt == SYNTHETIC:
@@ -101,5 +106,10 @@ def check_init_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     except UnknownNameError as e:
         raise ConfigError("init.name", str(e)) from None
     out = check_call_options(factory, options, "init.options")
-    build_initialiser(name, **out)  # range checks; errors already name init.options.<key>
+    try:
+        build_initialiser(name, **out)  # the constructor's range checks; its errors name init.options.<key>
+    except ConfigError:
+        raise
+    except InputError as e:
+        raise ConfigError(e.where, e.detail) from None
     return out

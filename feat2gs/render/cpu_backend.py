@@ -54,9 +54,12 @@ def _native_flags() -> tuple[list[str], str]:
 
 
 def build_dir(tag: str) -> Path:
+    """The build folder: per Python, torch, CPU tag and source location (ninja rebuilds when the source path
+    changes, so two checkouts sharing one folder would rebuild each other's kernel on every first use)."""
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     torch_tag = f"torch{torch.__version__}".replace("+", "_")
-    return cache_root() / "torch_extensions" / f"{py}_{torch_tag}_{tag}" / _EXT_NAME
+    src = hashlib.sha1(str(_SOURCES[0].resolve().parent).encode()).hexdigest()[:8]
+    return cache_root() / "torch_extensions" / f"{py}_{torch_tag}_{tag}_src{src}" / _EXT_NAME
 
 
 def load_kernel(verbose: bool = False):
