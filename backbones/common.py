@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from feat2gs.errors import InputError
+from feat2gs.scene import working_size
 
 from .base import Backbone, FeatureMap
 from .registry import BackboneInfo, BackboneOptions
@@ -45,9 +46,7 @@ def layer_indices(layer: Any, num_layers: int) -> list[int]:
 
 def input_size(height: int, width: int, multiple: int, long_side: Optional[int] = None) -> tuple[int, int]:
     """Model input (h, w): long side ``long_side`` (default: the image's own), both rounded to ``multiple``."""
-    s = 1.0 if long_side is None else long_side / max(height, width)
-    h = max(multiple, int(round(height * s / multiple)) * multiple)
-    w = max(multiple, int(round(width * s / multiple)) * multiple)
+    w, h = working_size(width, height, max(height, width) if long_side is None else long_side, multiple)
     return h, w
 
 

@@ -17,7 +17,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from .schema import MODES, Config
 
 CONFIG_DIR = Path(__file__).resolve().parent

@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..geometry.alignment import align_depth_affine
 from ..geometry.focal import intrinsics_to_fov, pixel_to_normalized_intrinsics
+from ..geometry.splat import splat_depth
 from ..metrics.geometry import masked_nearest_resize_index
 from ..scene import Cameras, Scene
 from .base import INITIALISERS, Initialiser, PointInit
@@ -178,19 +179,8 @@ class MoGePredictor:
 
 # ------------------------------------------------------------------------------------------------ targets
 def sparse_target_depth(cameras: Cameras, points: torch.Tensor) -> torch.Tensor:
-    """(V, H, W) z-depth of world points (P, 3) splatted into every view: each point lands on the pixel that
-    contains its projection (pixel (i, j) covers [j, j+1) x [i, i+1)); the nearest point wins a pixel
-    (z-buffer); 0 where no point lands. Points behind the camera are ignored."""
-    V, H, W = len(cameras), cameras.height, cameras.width
-    uv, z = cameras.project(points.float())
-    col, row = torch.floor(uv[..., 0]), torch.floor(uv[..., 1])
-    inside = (z > 0) & (col >= 0) & (col < W) & (row >= 0) & (row < H) & torch.isfinite(z)
-    flat = torch.where(inside, row * W + col, torch.zeros_like(row)).long()
-    flat = flat + torch.arange(V).unsqueeze(1) * (H * W)
-    zbuf = torch.full((V * H * W,), float("inf"))
-    zbuf.scatter_reduce_(0, flat[inside], z[inside].float(), reduce="amin")
-    zbuf = torch.where(torch.isfinite(zbuf), zbuf, torch.zeros_like(zbuf))
-    return zbuf.reshape(V, H, W)
+    """(V, H, W) z-depth of world points (P, 3) splatted into every view (``geometry.splat.splat_depth``)."""
+    return splat_depth(cameras, points)
 
 
 def depth_edges(depth: torch.Tensor, valid: torch.Tensor, rtol: float) -> torch.Tensor:

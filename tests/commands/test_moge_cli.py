@@ -12,8 +12,9 @@ from plyfile import PlyData
 
 from backbones.moge.load import build_model, calibrate_mask, load_checkpoint, save_checkpoint, tiny_config
 from feat2gs.cli import build_parser, main
-from feat2gs.commands.moge import (colorize_depth, colormap, decode_depth_png, encode_depth_png, oklab_to_srgb,
-                                   run_moge)
+from feat2gs.commands.moge import run_moge
+from feat2gs.io.colormap import colorize_depth, colormap, oklab_to_srgb
+from feat2gs.io.depth_png import decode_depth_png, encode_depth_png
 from feat2gs.io.images import read_image, read_image_array, write_image, write_png
 
 
