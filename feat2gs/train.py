@@ -6,15 +6,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional, Union
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from probes.features import GaussianFeatures
 from probes.readout import Readout
 
+from .config.schema import TrainConfig, check_section
 from .errors import DivergedError
 from .gaussians import Gaussians
 from .geometry.pose import PoseCorrection
@@ -23,6 +24,14 @@ from .progress import bar as progress_bar
 from .progress import stage_done
 from .render.base import Renderer
 from .scene import Cameras
+
+
+def train_config(cfg: Union[TrainConfig, DictConfig, Mapping]) -> TrainConfig:
+    """The typed ``train`` section (a ``TrainConfig`` as is; a ``DictConfig``/mapping checked and converted)."""
+    if isinstance(cfg, TrainConfig):
+        return cfg
+    data = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    return check_section(TrainConfig, data, "train")
 
 
 def scene_extent(cameras: Cameras, fallback: float = 1.0) -> float:
@@ -65,9 +74,10 @@ class ProbeTrainer:
     """
 
     def __init__(self, readout: Readout, feats: GaussianFeatures, images: torch.Tensor, cameras: Cameras,
-                 renderer: Renderer, cfg: DictConfig, extent: float, seed: int = 0):
+                 renderer: Renderer, cfg: Union[TrainConfig, DictConfig, Mapping], extent: float, seed: int = 0):
         self.readout, self.feats, self.images = readout, feats, images
-        self.cameras, self.renderer, self.cfg, self.extent = cameras, renderer, cfg, extent
+        self.cameras, self.renderer, self.extent = cameras, renderer, extent
+        self.cfg = train_config(cfg)
         self.poses = PoseCorrection(cameras.viewmats.to(images.device), scale=extent).to(images.device)
         groups = [{"params": ps, "name": a, "lr": 0.0} for a, ps in readout.attribute_params().items()]
         groups.append({"params": list(self.poses.parameters()), "name": "pose", "lr": 0.0})
@@ -79,8 +89,8 @@ class ProbeTrainer:
 
     # ------------------------------------------------------------------------------------------ steps
     def _set_warmup_lrs(self, step: int) -> None:
-        lr0, lr1 = (float(x) for x in self.cfg.warmup_lr)
-        lr = exp_schedule(step, lr0, lr1, int(self.cfg.warmup_steps))
+        lr0, lr1 = self.cfg.warmup_lr
+        lr = exp_schedule(step, lr0, lr1, self.cfg.warmup_steps)
         heads = set(self.readout.head_names)
         for g in self.opt.param_groups:
             g["lr"] = lr if g["name"] in heads else 0.0
@@ -91,12 +101,11 @@ class ProbeTrainer:
         for g in self.opt.param_groups:
             name = g["name"]
             if name == "xyz":
-                g["lr"] = exp_schedule(step, lr.xyz * self.extent, lr.xyz_final * self.extent,
-                                       int(lr.xyz_decay_steps))
+                g["lr"] = exp_schedule(step, lr.xyz * self.extent, lr.xyz_final * self.extent, lr.xyz_decay_steps)
             elif name == "pose":
-                g["lr"] = exp_schedule(step, pose.lr, pose.lr_final, int(pose.decay_steps)) if pose.refine else 0.0
+                g["lr"] = exp_schedule(step, pose.lr, pose.lr_final, pose.decay_steps) if pose.refine else 0.0
             else:
-                g["lr"] = float(lr[name])
+                g["lr"] = getattr(lr, name)
 
     def _next_view(self) -> int:
         if not self._order:  # one view per step, each view once per epoch, in a seeded random order
@@ -117,7 +126,7 @@ class ProbeTrainer:
             viewmat = self.poses(torch.tensor([v]))
             out = self.renderer.render(gaussians, self._K[v:v + 1], viewmat, self.cameras.width,
                                        self.cameras.height)
-            loss = photometric_loss(out.image, self.images[v:v + 1], float(self.cfg.ssim_weight))
+            loss = photometric_loss(out.image, self.images[v:v + 1], self.cfg.ssim_weight)
         else:
             raise ValueError(f"unknown training phase {phase!r}")
         self.opt.zero_grad(set_to_none=True)
@@ -126,12 +135,12 @@ class ProbeTrainer:
         return loss.detach()
 
     def warmup(self, progress: Optional[tqdm] = None) -> None:
-        steps = int(self.cfg.warmup_steps)
+        steps = self.cfg.warmup_steps
         for step in range(steps):
             self._log("warmup_loss", step, steps, self.step("warmup", step), progress)
 
     def photometric(self, progress: Optional[tqdm] = None) -> None:
-        steps = int(self.cfg.steps)
+        steps = self.cfg.steps
         for step in range(steps):
             self._log("photo_loss", step, steps, self.step("photo", step), progress)
 
@@ -159,7 +168,7 @@ class ProbeTrainer:
         return "lower the learning rates (train.lr.*, train.pose.lr)"
 
     def _log(self, key: str, step: int, steps: int, loss: torch.Tensor, progress: Optional[tqdm]) -> None:
-        every = max(int(self.cfg.log_every), 1)
+        every = self.cfg.log_every
         if step % every == 0 or step == steps - 1:
             value = loss.item()
             self.history[key].append(value)
@@ -170,18 +179,18 @@ class ProbeTrainer:
             progress.update(1)
 
     def run(self, desc: str = "train") -> TrainResult:
-        total = int(self.cfg.warmup_steps) + int(self.cfg.steps)
+        total = self.cfg.warmup_steps + self.cfg.steps
         with progress_bar(total, desc) as bar:
             t = time.perf_counter()
             self.warmup(bar)
-            if int(self.cfg.warmup_steps):
-                stage_done("warm-up", time.perf_counter() - t, f"{int(self.cfg.warmup_steps)} steps, loss "
+            if self.cfg.warmup_steps:
+                stage_done("warm-up", time.perf_counter() - t, f"{self.cfg.warmup_steps} steps, loss "
                                                                f"{self.history['warmup_loss'][-1]:.4g}")
             t = time.perf_counter()
             self.photometric(bar)
-            if int(self.cfg.steps):
+            if self.cfg.steps:
                 stage_done("photometric training", time.perf_counter() - t,
-                           f"{int(self.cfg.steps)} steps, loss {self.history['photo_loss'][-1]:.4g}")
+                           f"{self.cfg.steps} steps, loss {self.history['photo_loss'][-1]:.4g}")
         with torch.no_grad():
             final = self.readout(self.feats).detach()
             viewmats = self.poses().detach()
@@ -190,8 +199,8 @@ class ProbeTrainer:
                                                                final.log_scales, final.quats], 1),
                                 "train poses": viewmats})
         if bad is not None:
-            steps = int(self.cfg.steps)
+            steps = self.cfg.steps
             phase = "photometric" if steps else "warm-up"
-            raise DivergedError(max(steps, int(self.cfg.warmup_steps)) - 1, phase, f"non-finite {bad}",
+            raise DivergedError(max(steps, self.cfg.warmup_steps) - 1, phase, f"non-finite {bad}",
                                 self._hint(phase))
         return TrainResult(final, viewmats, self.history)
