@@ -33,15 +33,14 @@ def interactive() -> bool:
 
 def bar(total: int, desc: str) -> tqdm:
     """A live bar with an ETA on an interactive terminal; disabled otherwise (or when progress is off)."""
-    return tqdm(total=total, desc=desc, leave=False, disable=not (_enabled and interactive()), file=sys.stderr,
-                dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, leave=False, disable=not (_enabled and interactive()), file=sys.stderr)
 
 
 def stage_done(name: str, seconds: float, detail: Optional[str] = None) -> None:
     """One line for a finished stage (when progress is on)."""
     if _enabled:
         extra = f" ({detail})" if detail else ""
-        print(f"feat2gs: {name} {seconds:.1f} s{extra}", file=sys.stderr, flush=True)
+        tqdm.write(f"feat2gs: {name} {seconds:.1f} s{extra}", file=sys.stderr)  # above a live bar, if any
 
 
 def warn(message: str) -> None:

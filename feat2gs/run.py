@@ -122,6 +122,12 @@ HEARTBEAT_S = float(os.environ.get("FEAT2GS_HEARTBEAT_S", "30"))
 STALE_AFTER_S = 10 * HEARTBEAT_S
 
 
+#: how the pipeline's timed stages (``meta.json["timings_s"]`` keys) are named in the progress lines
+STAGE_NAMES = {"prepare_scene": "scene, split and initialisation", "features": "features",
+               "train": "training (warm-up + photometric)", "evaluate": "evaluation (test-pose refinement, scores)",
+               "write": "writing outputs"}
+
+
 def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -228,7 +234,7 @@ class RunDir:
             pass
 
     def _stage_done(self, name: str, seconds: float) -> None:
-        progress.stage_done(name, seconds)
+        progress.stage_done(STAGE_NAMES.get(name, name), seconds)
         self.heartbeat()
 
     def write_json(self, name: str, obj: Any) -> Path:
