@@ -187,3 +187,13 @@ def test_bad_inputs_give_clear_errors(tmp_path, ckpt, images, capsys):
     assert "--fov-x" in fails(images / "a.png", "--weights", ckpt, "--fov-x", "200")
     with pytest.raises(SystemExit):  # argparse: --out is required
         build_parser().parse_args(["moge", str(images)])
+
+
+def test_missing_weights_name_the_weights_flag(tmp_path, fake_hf_cache):
+    from feat2gs.errors import WeightsNotFoundError
+    from feat2gs.io.images import write_image
+
+    write_image(tmp_path / "a.png", torch.rand(3, 16, 16))
+    with pytest.raises(WeightsNotFoundError) as e:
+        run_moge(str(tmp_path / "a.png"), str(tmp_path / "out"), device="cpu")
+    assert "--weights PATH" in str(e.value) and "backbone.weights" not in str(e.value)

@@ -265,8 +265,9 @@ def test_missing_default_weights_say_how_to_get_them(synth):
     if weights_present(VARIANTS["v2-vitl-normal"].weights):
         pytest.skip("the released MoGe weights are in the Hugging Face cache")
     train = replace(synth["train"], sparse_points=synth["sparse"])
-    with pytest.raises(WeightsNotFoundError, match="moge-v2-vitl-normal.*weights fetch"):
+    with pytest.raises(WeightsNotFoundError, match="moge-v2-vitl-normal.*weights fetch") as e:
         MoGeInit(device="cpu")(train)
+    assert "init.options.weights=PATH" in str(e.value) and "backbone.weights" not in str(e.value)
 
 
 def test_real_llff_distorted_mvs_depth_aligns_to_colmap_points(shared_data):
