@@ -61,6 +61,9 @@ def write_report(path: Path, title: str, sections: Sequence[tuple[dict, Sequence
         if any(r.get("geometry") for r in rows):
             parts += [f"Acc/Comp/Dist in {units} (Gaussian means vs. clean GT points of the same pixels, "
                       f"sim(3)-aligned).", ""]
+        warned = [(r, w) for r in rows for w in r.get("warnings", [])]
+        if warned:
+            parts += ["Warnings:", ""] + [f"- {r['backbone']} {r['mode']}: {w}" for r, w in warned] + [""]
         if grid_name:
             parts += [f"![test renders]({grid_name})", ""]
         lpips_status = lpips_status or (rows[0]["nvs"].get("lpips_status") if rows else None)
