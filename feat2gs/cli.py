@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from typing import Optional, Sequence
 
 from .errors import Feat2GSError, Terminated
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f"feat2gs.commands.{name}").register(sub)
     return parser
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Python warnings (an unwritable feature cache, a library's notice) as one ``feat2gs: warning:`` line."""
+    return f"feat2gs: warning: {str(message).splitlines()[0] if str(message) else category.__name__}\n"
 
 
 def _raise_terminated(signum, frame):
@@ -124,6 +130,8 @@ def run_command(args: argparse.Namespace) -> int:
             pass
     was_enabled = progress.enabled()
     progress.enable(True)
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
         return args.func(args)
     except BaseException as e:  # noqa: BLE001 -- the one error boundary
@@ -131,6 +139,7 @@ def run_command(args: argparse.Namespace) -> int:
             raise
         return report_error(e)
     finally:
+        warnings.formatwarning = previous_format
         progress.enable(was_enabled)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
