@@ -49,7 +49,8 @@ def main() -> None:
     head = ["noise σ", "noisy-init Acc / Comp", "backbone", "mode", "Acc ↓", "Comp ↓", "Dist ↓", "PSNR"]
     lines = [[f"{r['sigma']:g}", f"{r['init_acc']:.4f} / {r['init_comp']:.4f}", r["backbone"], r["mode"],
               f"{r['acc']:.4f}", f"{r['comp']:.4f}", f"{r['dist']:.4f}", f"{r['psnr']:.2f}"] for r in rows]
-    summary = (markdown_table(head, lines) + f"\n\nSynthetic scene (demo preset), 3 train views, {rows[0]['gaussians']} "
+    summary = (markdown_table(head, lines) + "\n\n"
+               f"Synthetic scene (demo preset), 3 train views, {rows[0]['gaussians']} "
                f"Gaussians (one per 2x2 block), GT-depth init plus isotropic noise of std σ ({rows[0]['units']}; "
                f"the scene's depths span about 2-9), 1000 warm-up + 600 photometric steps. Acc/Comp/Dist against "
                f"the clean GT points of the same pixels after sim(3) alignment. Produced by "

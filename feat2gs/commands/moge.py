@@ -6,7 +6,8 @@ stem), holding:
 * ``depth.png`` -- 16-bit z-depth, linear between the image's valid depth range: ``q = 0`` marks an invalid
   pixel, otherwise ``depth = min + (q - 1) * (max - min) / 65534`` with ``min``/``max`` in ``camera.json``
   (``depth_png``); so the quantisation step is (max - min) / 65534 whatever the scene's scale. Units: metres for
-  MoGe-2 (metric), arbitrary (scale-invariant) for MoGe-1 (``depth_units``). ``feat2gs.io.depth_png.decode_depth_png`` reads it back.
+  MoGe-2 (metric), arbitrary (scale-invariant) for MoGe-1 (``depth_units``).
+  ``feat2gs.io.depth_png.decode_depth_png`` reads it back.
 * ``depth_vis.png`` -- colour-mapped inverse depth (near bright yellow, far dark purple; a perceptual map with
   monotonic lightness, built in Oklab), normalised between the 1st and 99th percentile; invalid pixels black.
 * ``mask.png`` -- 8-bit, 255 where the prediction is valid (MoGe's mask and a positive finite depth).

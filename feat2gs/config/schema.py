@@ -7,7 +7,8 @@ allowed values. Adding a key is one line in each::
 
 ``key(...)`` accepts ``ge``/``gt``/``le``/``lt`` (numeric bounds, also applied to every element of a list),
 ``choices`` (allowed values), ``length`` (exact list length), ``upper`` (strings upper-cased before the
-check), ``pattern`` (a regular expression a string must match; ``pattern_text`` describes it) and ``nonempty`` (strings and lists).
+check), ``pattern`` (a regular expression a string must match; ``pattern_text`` describes it) and
+``nonempty`` (strings and lists).
 Supported types: ``int``, ``float`` (finite; ints are accepted), ``bool``, ``str`` (numbers are accepted
 and turned into strings), ``dict`` (free-form option groups, checked by ``feat2gs.config.options``),
 ``list[...]``, ``Optional[...]`` and ``Union[...]`` of those, and nested section dataclasses.

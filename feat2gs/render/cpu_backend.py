@@ -1,10 +1,10 @@
 """The CPU backend: torch projection + SH (autograd) and a compiled C++/OpenMP tile rasteriser.
 
 The kernel (``csrc/rasterize_cpu.cpp``) is compiled once with ``torch.utils.cpp_extension.load`` (ninja,
-``-O3 -fopenmp``, ``-march=native`` on x86-64) into feat2gs's cache root (``feat2gs.paths.cache_root``: ``$FEAT2GS_CACHE_DIR`` or ``~/.cache/feat2gs``)
-(``torch_extensions/<python, torch and CPU tag>``) and reused by later processes; a source change triggers a
-rebuild. Threads: ``torch.get_num_threads()``. It follows gsplat 1.5.3's classic
-rasterisation (see ``base.py`` and the kernel's header) and its analytic backward is wrapped in a
+``-O3 -fopenmp``, ``-march=native`` on x86-64) into feat2gs's cache root (``feat2gs.paths.cache_root``:
+``$FEAT2GS_CACHE_DIR`` or ``~/.cache/feat2gs``; ``torch_extensions/<python, torch, CPU and source tag>``) and
+reused by later processes; a source change triggers a rebuild. Threads: ``torch.get_num_threads()``. It follows
+gsplat 1.5.3's classic rasterisation (see ``base.py`` and the kernel's header) and its analytic backward is wrapped in a
 ``torch.autograd.Function`` over (means2d, conics, colors (C, N, D), opacities, background), so any number
 of channels works -- the depth rides along as a fourth channel when requested.
 
