@@ -217,7 +217,7 @@ class RunDir:
     # ------------------------------------------------------------------ meta.json
     def _write_meta(self) -> None:
         with self._lock:
-            write_json(self.path / "meta.json", {**self.meta, "timings_s": self.timer.times})
+            write_json(self.path / "meta.json", {**self.meta, "timings_s": dict(self.timer.times)})
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
@@ -230,7 +230,7 @@ class RunDir:
         self.meta["heartbeat"] = _now()
         try:
             self._write_meta()
-        except OSError:
+        except Exception:  # noqa: BLE001 -- never let the heartbeat thread print a traceback
             pass
 
     def _stage_done(self, name: str, seconds: float) -> None:
