@@ -30,6 +30,8 @@ from .formats import SCENE_FORMATS, SYNTHETIC, SceneFormat, detect_format, get_f
 from .llff import load_llff  # importing each format module registers it (this order = detection message order)
 from .idr import load_idr
 from .middlebury import load_middlebury
+from .colmap import catalogue_colmap, write_colmap, write_colmap_scene
+from .transforms import catalogue_transforms, write_transforms, write_transforms_scene
 from .synthetic import SyntheticOptions, make_synthetic_scene
 from .split import DTU_SPARSE_TEST, DTU_SPARSE_TRAIN, dtu_sparse_split, make_split, view_distances
 
@@ -37,5 +39,6 @@ __all__ = [
     "DTU_SPARSE_TEST", "DTU_SPARSE_TRAIN", "SCENE_FORMATS", "SYNTHETIC", "Scene", "SceneCatalogue", "SceneFormat",
     "Split", "SyntheticOptions", "ViewFiles", "detect_format", "dtu_sparse_split", "get_format", "load_idr",
     "load_llff", "load_middlebury", "load_scene", "make_split", "make_synthetic_scene", "open_scene",
-    "view_distances",
+    "view_distances", "catalogue_colmap", "write_colmap", "write_colmap_scene", "catalogue_transforms",
+    "write_transforms", "write_transforms_scene",
 ]

@@ -149,10 +149,14 @@ class SceneCatalogue:
                     if tuple(dm.shape) != (H0, W0):
                         raise InputError(str(v.mask), f"mask is {dm.shape[1]}x{dm.shape[0]} but the image is "
                                                       f"{W0}x{H0}")
+                    if v.undistort is not None:
+                        dm = v.undistort.apply_nearest(dm)
                     m = m & dm
                 masks[k] = _resize_nearest(m[None].float(), w, h)[0] > 0.5
             if depths is not None and v.depth is not None:
                 d = self._decode_depth(v.depth, W0, H0)
+                if v.undistort is not None:
+                    d = v.undistort.apply_nearest(d)
                 depths[k] = _resize_nearest(d[None], w, h)[0]
         cams = self.cameras.subset(idx)
         if (w, h) != (self.width, self.height):
