@@ -32,6 +32,8 @@ from .idr import load_idr
 from .middlebury import load_middlebury
 from .colmap import catalogue_colmap, write_colmap, write_colmap_scene
 from .transforms import catalogue_transforms, write_transforms, write_transforms_scene
+from .mvsnet import catalogue_mvsnet, write_mvsnet
+from .feat2gs_layout import catalogue_feat2gs
 from .synthetic import SyntheticOptions, make_synthetic_scene
 from .split import DTU_SPARSE_TEST, DTU_SPARSE_TRAIN, dtu_sparse_split, make_split, view_distances
 
@@ -40,5 +42,5 @@ __all__ = [
     "Split", "SyntheticOptions", "ViewFiles", "detect_format", "dtu_sparse_split", "get_format", "load_idr",
     "load_llff", "load_middlebury", "load_scene", "make_split", "make_synthetic_scene", "open_scene",
     "view_distances", "catalogue_colmap", "write_colmap", "write_colmap_scene", "catalogue_transforms",
-    "write_transforms", "write_transforms_scene",
+    "write_transforms", "write_transforms_scene", "catalogue_mvsnet", "write_mvsnet", "catalogue_feat2gs",
 ]

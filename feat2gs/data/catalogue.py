@@ -203,7 +203,7 @@ def _remap_splits(meta: dict, idx: list[int], total: int) -> dict:
     for name, s in splits.items():
         used = list(s.get("train", [])) + list(s.get("test", []))
         if all(i in pos for i in used):
-            kept[name] = {key: [pos[i] for i in s[key]] for key in ("train", "test") if key in s}
+            kept[name] = {key: sorted(pos[i] for i in s[key]) for key in ("train", "test") if key in s}
     out["splits"] = kept
     return out
 
