@@ -11,7 +11,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from probes.features import GaussianFeatures
 from probes.readout import Readout
 
-from .data import load_scene, make_split
+from .data import SceneCatalogue, make_split, open_scene
 from .errors import InputError
 from .evaluate import EvalResult, build_lpips, evaluate_views
 from .features import PreparedFeatures, prepare_features, write_feature_visualisation
@@ -47,7 +47,7 @@ def resolve_device(name: str) -> str:
 # ------------------------------------------------------------------------------------------ scene stage
 @dataclass
 class PreparedScene:
-    scene: Scene  # all views at the working resolution
+    scene: Scene  # the views of the split (train, then test) at the working resolution
     split: Split
     train: Scene
     test: Scene
@@ -59,25 +59,35 @@ class PreparedScene:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def load_working_scene(cfg: DictConfig) -> Scene:
+def open_working_scene(cfg: DictConfig) -> SceneCatalogue:
+    """The scene's catalogue (cameras, names, files; no pixels decoded) from ``cfg.scene``."""
     options = OmegaConf.to_container(cfg.scene.options, resolve=True) or {}
-    scene = load_scene(str(cfg.scene.path), **options)
-    if cfg.scene.long_side:
-        scene = scene.resized_long_side(int(cfg.scene.long_side), int(cfg.scene.multiple or 1))
-    return scene
+    fmt = cfg.scene.format or None
+    legacy = options.pop("format", None)  # scene.options.format, the undocumented key of earlier versions
+    if legacy and fmt and legacy != fmt:
+        raise InputError("scene.format", f"scene.format={fmt} but scene.options.format={legacy}; give scene.format")
+    return open_scene(str(cfg.scene.path), fmt or legacy, **options)
 
 
-def split_from_config(cfg: DictConfig, scene: Scene) -> Split:
+def load_working_scene(cfg: DictConfig, views: Optional[Sequence[int]] = None) -> Scene:
+    """``views`` of the scene (default all), decoded and resized on load to the working resolution."""
+    return open_working_scene(cfg).load(views, cfg.scene.long_side or None, int(cfg.scene.multiple or 1))
+
+
+def split_from_config(cfg: DictConfig, scene: Union[Scene, SceneCatalogue]) -> Split:
     s = cfg.split
-    return make_split(scene, int(s.n_train), test=str(s.test), n_test=s.n_test,
+    return make_split(scene.cameras, int(s.n_train), test=str(s.test), n_test=s.n_test,
                       train=None if s.train is None else list(s.train),
                       test_indices=None if s.test_indices is None else list(s.test_indices))
 
 
 def prepare_scene(cfg: DictConfig) -> PreparedScene:
-    scene = load_working_scene(cfg)
-    split = split_from_config(cfg, scene)
-    train, test = scene.subset(split.train), scene.subset(split.test)
+    catalogue = open_working_scene(cfg)
+    split = split_from_config(cfg, catalogue)  # cameras only: no image decoded yet
+    used = list(split.train) + list(split.test)
+    scene = catalogue.load(used, cfg.scene.long_side or None, int(cfg.scene.multiple or 1))  # only these views
+    n_train = len(split.train)
+    train, test = scene.subset(range(n_train)), scene.subset(range(n_train, len(used)))
     init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
     block = int(cfg.init.block)
     full_init = build_initialiser(str(cfg.init.name), **init_opts)(train)
@@ -90,9 +100,9 @@ def prepare_scene(cfg: DictConfig) -> PreparedScene:
         gt = build_initialiser("dataset")(train).pooled(block)
     masks = visibility_masks(full_init, test, train=train)
     extent = scene_extent(train.cameras, fallback=float(init.depth[init.valid].median()))
-    info = {"scene": scene.name, "views": scene.num_views, "resolution": [scene.width, scene.height],
-            "train_views": [scene.image_names[i] for i in split.train],
-            "test_views": [scene.image_names[i] for i in split.test], "split_rule": split.rule,
+    info = {"scene": scene.name, "format": catalogue.format, "views": catalogue.num_views,
+            "resolution": [scene.width, scene.height],
+            "train_views": list(train.image_names), "test_views": list(test.image_names), "split_rule": split.rule,
             "gaussians": len(init_gaussians), "grid": list(init.valid.shape[1:]), "extent": extent,
             "units": scene.units, "init": full_init.method, "init_meta": full_init.meta,
             "test_valid_fraction": float(masks.float().mean())}
