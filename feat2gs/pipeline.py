@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from probes.features import GaussianFeatures
 from probes.readout import Readout
 
-from .data import SceneCatalogue, make_split, open_scene
+from .data import SceneCatalogue, make_split, open_scene, write_colmap, write_transforms
 from .errors import InputError
 from .evaluate import EvalResult, build_lpips, evaluate_views
 from .features import PreparedFeatures, prepare_features, write_feature_visualisation
@@ -32,7 +32,7 @@ from .io.ply import write_gaussians_ply
 from .metrics.points import point_metrics
 from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
-from .scene import Scene, Split
+from .scene import Cameras, Scene, Split
 from .train import ProbeTrainer, TrainResult, scene_extent
 
 
@@ -81,8 +81,10 @@ def split_from_config(cfg: DictConfig, scene: Union[Scene, SceneCatalogue]) -> S
                       test_indices=None if s.test_indices is None else list(s.test_indices))
 
 
-def prepare_scene(cfg: DictConfig) -> PreparedScene:
-    catalogue = open_working_scene(cfg)
+def prepare_scene(cfg: DictConfig, catalogue: Optional[SceneCatalogue] = None) -> PreparedScene:
+    """Scene, split, initialisation and test masks; ``catalogue`` replaces ``cfg.scene.path`` (a scene made in
+    memory, e.g. ``SceneCatalogue.from_scene(scene, "memory")``)."""
+    catalogue = catalogue or open_working_scene(cfg)
     split = split_from_config(cfg, catalogue)  # cameras only: no image decoded yet
     used = list(split.train) + list(split.test)
     scene = catalogue.load(used, cfg.scene.long_side or None, int(cfg.scene.multiple or 1))  # only these views
@@ -177,10 +179,11 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
 
 def write_outputs(run: RunDir, cfg: DictConfig, prep: PreparedScene, result: TrainResult, ev: EvalResult) -> None:
     write_gaussians_ply(run.path / "gaussians.ply", result.gaussians)
-    torch.save({"train_viewmats": result.viewmats.cpu(),
-                "test_viewmats": torch.stack([v.pose.viewmat.cpu() if v.pose else prep.test.cameras.viewmats[i]
-                                              for i, v in enumerate(ev.views)])},
-               run.path / "poses.pt")
+    test_viewmats = torch.stack([v.pose.viewmat.cpu() if v.pose else prep.test.cameras.viewmats[i]
+                                 for i, v in enumerate(ev.views)])
+    torch.save({"train_viewmats": result.viewmats.cpu(), "test_viewmats": test_viewmats}, run.path / "poses.pt")
+    write_run_cameras(run.path / "cameras", prep.train.cameras.with_viewmats(result.viewmats.detach().cpu()),
+                      prep.test.cameras.with_viewmats(test_viewmats), prep.train.image_names, prep.test.image_names)
     if cfg.eval.save_renders:
         out = run.path / "renders"
         out.mkdir()
@@ -189,6 +192,16 @@ def write_outputs(run: RunDir, cfg: DictConfig, prep: PreparedScene, result: Tra
             write_image(out / f"{stem}_render.png", ev.renders[i])
             write_image(out / f"{stem}_gt.png", prep.test.images[i])
             write_image(out / f"{stem}_mask.png", prep.test_masks[i].float()[None].expand(3, -1, -1))
+
+
+def write_run_cameras(folder: Path, train: Cameras, test: Cameras, train_names: Sequence[str],
+                      test_names: Sequence[str]) -> None:
+    """The run's refined train and test cameras (the frame of gaussians.ply, working resolution) as a COLMAP
+    text model (``folder/sparse/0``) and a ``folder/transforms.json``, image names as in the scene."""
+    cams = Cameras(torch.cat([train.K, test.K]), torch.cat([train.viewmats, test.viewmats]), train.width, train.height)
+    names = list(train_names) + list(test_names)
+    write_colmap(folder, cams, names)
+    write_transforms(folder, cams, names, extra={"train_views": list(train_names), "test_views": list(test_names)})
 
 
 def _to(feats: GaussianFeatures, device: str) -> GaussianFeatures:

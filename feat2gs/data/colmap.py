@@ -189,11 +189,11 @@ def image_file_name(name: str) -> str:
 
 def write_colmap(root: Union[str, Path], cameras: Cameras, names: Sequence[str],
                  images: Optional[torch.Tensor] = None, points: Optional[torch.Tensor] = None,
-                 colors: Optional[torch.Tensor] = None, binary: bool = False) -> Path:
+                 colors: Optional[torch.Tensor] = None, binary: bool = False, bit_depth: int = 8) -> Path:
     """Write a COLMAP model to ``root/sparse/0`` (text, or binary with ``binary=True``): one PINHOLE camera per
     view (ids 1..V), the poses, and ``points`` (M, 3) with ``colors`` (M, 3) uint8 (no tracks). With ``images``
-    (V, 3, H, W) the views are written to ``root/images/<name>`` (PNG; ``.png`` appended to names without an
-    image extension, also in the model). Returns ``root``."""
+    (V, 3, H, W) the views are written to ``root/images/<name>`` (PNG of ``bit_depth`` 8 or 16 bits; ``.png``
+    appended to names without an image extension, also in the model). Returns ``root``."""
     root = Path(root)
     if len(names) != len(cameras):
         raise InputError("names", f"{len(names)} names for {len(cameras)} cameras")
@@ -220,12 +220,13 @@ def write_colmap(root: Union[str, Path], cameras: Cameras, names: Sequence[str],
         write_points3d_text(mdir / "points3D.txt", pts)
     if images is not None:
         for v, n in enumerate(file_names):
-            write_png(root / "images" / n, images[v])
+            write_png(root / "images" / n, images[v], bit_depth)
     return root
 
 
-def write_colmap_scene(scene: Scene, root: Union[str, Path], binary: bool = False) -> Path:
-    """A scene (images, cameras, sparse points) as a COLMAP folder readable by :func:`catalogue_colmap`."""
+def write_colmap_scene(scene: Scene, root: Union[str, Path], binary: bool = False, bit_depth: int = 8) -> Path:
+    """A scene (images, cameras, sparse points) as a COLMAP folder readable by :func:`catalogue_colmap` (GT depths
+    and masks have no place in a COLMAP model and are not written)."""
     colors = scene.meta.get("sparse_colors")
     return write_colmap(root, scene.cameras, scene.image_names, scene.images, scene.sparse_points,
-                        None if colors is None else np.asarray(colors), binary)
+                        None if colors is None else np.asarray(colors), binary, bit_depth)

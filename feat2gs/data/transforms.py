@@ -227,11 +227,15 @@ def _depth_reader(png_scale: float):
 
 # ---------------------------------------------------------------------------------------------- writing
 def write_transforms(root: Union[str, Path], cameras: Cameras, names: Sequence[str],
-                     images: Optional[torch.Tensor] = None, extra: Optional[dict] = None) -> Path:
+                     images: Optional[torch.Tensor] = None, extra: Optional[dict] = None,
+                     depths: Optional[torch.Tensor] = None, masks: Optional[torch.Tensor] = None,
+                     bit_depth: int = 8) -> Path:
     """Write ``root/transforms.json`` (nerfstudio layout: ``w``, ``h``, per-frame ``fl_x fl_y cx cy`` and OpenGL
     camera-to-world ``transform_matrix``; ``camera_model: OPENCV`` without distortion). With ``images`` the views
-    go to ``root/images/<name>`` (PNG) and ``file_path`` points there; otherwise ``file_path`` is
-    ``images/<name>`` for images to be put there. ``extra`` top-level keys are added. Returns the json path."""
+    go to ``root/images/<name>`` (PNG of ``bit_depth`` bits) and ``file_path`` points there; otherwise ``file_path``
+    is ``images/<name>`` for images to be put there. ``depths`` (float32 ``.npy``, ``depth_file_path``) and
+    ``masks`` (PNG, ``mask_path``) are written beside them when given. ``extra`` top-level keys are added.
+    Returns the json path."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     if len(names) != len(cameras):
@@ -241,11 +245,19 @@ def write_transforms(root: Union[str, Path], cameras: Cameras, names: Sequence[s
     frames = []
     for v, n in enumerate(names):
         fname = image_file_name(n) if images is not None else n
-        frames.append({"file_path": f"images/{fname}", "fl_x": float(K[v, 0, 0]), "fl_y": float(K[v, 1, 1]),
-                       "cx": float(K[v, 0, 2]), "cy": float(K[v, 1, 2]),
-                       "transform_matrix": c2w[v].tolist()})
+        frame = {"file_path": f"images/{fname}", "fl_x": float(K[v, 0, 0]), "fl_y": float(K[v, 1, 1]),
+                 "cx": float(K[v, 0, 2]), "cy": float(K[v, 1, 2]), "transform_matrix": c2w[v].tolist()}
         if images is not None:
-            write_png(root / "images" / fname, images[v])
+            write_png(root / "images" / fname, images[v], bit_depth)
+        stem = Path(fname).with_suffix("")
+        if depths is not None:
+            (root / "depths" / stem).parent.mkdir(parents=True, exist_ok=True)
+            np.save(root / "depths" / f"{stem}.npy", depths[v].float().numpy())
+            frame["depth_file_path"] = f"depths/{stem}.npy"
+        if masks is not None:
+            write_png(root / "masks" / f"{stem}.png", masks[v])
+            frame["mask_path"] = f"masks/{stem}.png"
+        frames.append(frame)
     data = {"camera_model": "OPENCV", "w": int(cameras.width), "h": int(cameras.height), **(extra or {}),
             "frames": frames}
     path = root / MAIN_FILE
@@ -253,6 +265,8 @@ def write_transforms(root: Union[str, Path], cameras: Cameras, names: Sequence[s
     return path
 
 
-def write_transforms_scene(scene: Scene, root: Union[str, Path]) -> Path:
-    """A scene's images and cameras as a transforms.json folder readable by :func:`catalogue_transforms`."""
-    return write_transforms(root, scene.cameras, scene.image_names, scene.images)
+def write_transforms_scene(scene: Scene, root: Union[str, Path], bit_depth: int = 8) -> Path:
+    """A scene's images, cameras, GT depths and masks as a transforms.json folder readable by
+    :func:`catalogue_transforms`."""
+    return write_transforms(root, scene.cameras, scene.image_names, scene.images, depths=scene.depths,
+                            masks=scene.masks, bit_depth=bit_depth)
