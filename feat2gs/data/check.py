@@ -7,8 +7,8 @@ masks / GT depth / sparse or GT points, and the loader's notes (undistortion, sk
 
 Warnings: the loader's (skipped files), principal points outside the image, coincident camera centres, no depth
 range, fewer than 2 views, and views that share no field of view with any other view: a 9x9 grid of pixels of each
-view, placed at the middle of its depth range (at its sparse points' median depth, or at the distance of the
-scene's centre when there is no range), must land in front of and inside at least one other view.
+view, placed at the middle of its depth range (else at the depth of the sparse points' median, else of the point
+closest to all optical axes), must land in front of and inside at least one other view.
 """
 
 from __future__ import annotations
@@ -40,6 +40,21 @@ def _range(t: torch.Tensor) -> str:
     return f"{lo:.6g}" if abs(hi - lo) <= 1e-9 * max(1.0, abs(hi)) else f"{lo:.6g} .. {hi:.6g}"
 
 
+def looked_at_point(cams) -> torch.Tensor:
+    """The point closest to every optical axis (least squares), pulled weakly towards the centroid of the
+    centres moved one scene scale along the mean viewing direction (which it is for parallel axes)."""
+    c = cams.centers.double()
+    d = cams.viewmats[:, 2, :3].double()
+    d = d / d.norm(dim=1, keepdim=True)
+    scale = float((c - c.mean(0)).norm(dim=1).mean()) or 1.0
+    prior = c.mean(0) + scale * d.mean(0)
+    P = torch.eye(3, dtype=torch.float64)[None] - d[:, :, None] * d[:, None, :]  # projectors across each axis
+    lam = 1e-3 * len(c)
+    A = P.sum(0) + lam * torch.eye(3, dtype=torch.float64)
+    b = (P @ c[:, :, None]).sum(0)[:, 0] + lam * prior
+    return torch.linalg.solve(A, b).float()
+
+
 def lonely_views(cat: SceneCatalogue, grid: int = 9) -> list[int]:
     """Views whose sample points (see the module docstring) fall inside no other view."""
     cams = cat.cameras
@@ -49,9 +64,8 @@ def lonely_views(cat: SceneCatalogue, grid: int = 9) -> list[int]:
     if cat.depth_range is not None:
         depth = cat.depth_range.mean(1)
     else:
-        centre = cams.centers.mean(0)
-        if cat.sparse_points is not None and len(cat.sparse_points):
-            centre = cat.sparse_points.median(0).values
+        centre = cat.sparse_points.median(0).values if cat.sparse_points is not None and len(cat.sparse_points) \
+            else looked_at_point(cams)
         depth = cams.project(centre[None].float())[1][:, 0].abs().clamp_min(1e-6)
     # the pixel centres of the cameras resized to grid x grid are the grid of sampled pixels
     pts = cams.resized(grid, grid).unproject(depth[:, None, None].expand(V, grid, grid).float())  # (V, g, g, 3)
