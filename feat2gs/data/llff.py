@@ -75,6 +75,14 @@ class LLFFFormat(SceneFormat):
     markers = (POSES_FILE,)
     description = "LLFF: poses_bounds.npy + images_N/"
 
+    def detect(self, root: Path) -> int:
+        """2 for poses_bounds.npy; 3 when the COLMAP model it was made from is there too (nerf_llff_data ships
+        both): the LLFF reading wins over the plain COLMAP one unless ``scene.format=colmap``."""
+        if not (root / POSES_FILE).is_file():
+            return 0
+        return 3 if any((root / d / f"images{e}").is_file() for d in ("sparse/0", "sparse") for e in (".bin", ".txt")) \
+            else 2
+
     def load(self, root: Path, images: Optional[Union[str, Path]] = None, factor: Optional[int] = None,
              sparse: bool = True, name: Optional[str] = None) -> SceneCatalogue:
         return catalogue_llff(root, images, factor, sparse, name)

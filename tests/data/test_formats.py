@@ -248,6 +248,18 @@ def test_detection_prefers_complete_models(scene, tmp_path):
         load_scene(root)
 
 
+def test_llff_with_its_colmap_model_is_llff(scene, tmp_path):
+    from data_testlib import write_llff
+
+    root = write_llff(tmp_path / "l", scene, {1: scene}, full_size=(64, 48))
+    write_colmap(root, scene.cameras, [f"image{v:03d}.png" for v in range(5)])
+    assert detect_format(root) == "llff"  # nerf_llff_data ships poses_bounds.npy and sparse/0 together
+    (root / "images").mkdir()
+    for p in sorted((root / "images_1").iterdir()):
+        (root / "images" / p.name).write_bytes(p.read_bytes())
+    assert_same_cameras(load_scene(root, format="colmap").cameras, scene.cameras)
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 def test_missing_frame_files(scene, tmp_path):
     root = _write("transforms", scene, tmp_path / "t")
