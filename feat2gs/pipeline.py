@@ -107,7 +107,7 @@ def prepare_scene(cfg: DictConfig, catalogue: Optional[SceneCatalogue] = None) -
             "train_views": list(train.image_names), "test_views": list(test.image_names), "split_rule": split.rule,
             "gaussians": len(init_gaussians), "grid": list(init.valid.shape[1:]), "extent": extent,
             "units": scene.units, "init": full_init.method, "init_meta": full_init.meta,
-            "test_valid_fraction": float(masks.float().mean())}
+            "test_valid_fraction": float(masks.float().mean()), "load_warnings": list(catalogue.warnings)}
     return PreparedScene(scene, split, train, test, init, init_gaussians, masks, extent, gt, info)
 
 

@@ -260,6 +260,31 @@ def test_llff_with_its_colmap_model_is_llff(scene, tmp_path):
     assert_same_cameras(load_scene(root, format="colmap").cameras, scene.cameras)
 
 
+def test_blender_rgba_frames_global_fov_and_splits(scene, tmp_path):
+    """Blender's layout: transforms_{train,test}.json, camera_angle_x, paths without extension, RGBA frames."""
+    W, H = scene.width, scene.height
+    fx = float(scene.cameras.K[0, 0, 0])
+    c2w = np.linalg.inv(scene.cameras.viewmats.double().numpy()) @ np.diag([1.0, -1, -1, 1])
+    alpha = np.zeros((H, W), np.float32)
+    alpha[10:30, 20:40] = 1.0
+    for split, views in (("train", [0, 2, 4]), ("test", [1, 3])):
+        frames = []
+        for v in views:
+            rgba = np.concatenate([scene.images[v].permute(1, 2, 0).numpy(), alpha[..., None]], 2)
+            write_png(tmp_path / split / f"r_{v}.png", rgba, bit_depth=16)
+            frames.append({"file_path": f"./{split}/r_{v}", "transform_matrix": c2w[v].tolist()})
+        (tmp_path / f"transforms_{split}.json").write_text(json.dumps(
+            {"camera_angle_x": 2 * math.atan(W / (2 * fx)), "frames": frames}))
+    s = load_scene(tmp_path, background=[0.0, 1.0, 0.0])
+    assert s.image_names == ["train/r_0", "train/r_2", "train/r_4", "test/r_1", "test/r_3"]
+    assert s.meta["splits"] == {"blender": {"train": [0, 1, 2], "test": [3, 4]}}
+    order = [0, 2, 4, 1, 3]
+    torch.testing.assert_close(s.cameras.K, scene.cameras.K[order], rtol=1e-5, atol=1e-4)  # centred pp
+    torch.testing.assert_close(s.cameras.viewmats, scene.cameras.viewmats[order], rtol=0, atol=1e-6)
+    assert torch.allclose(s.images[0, :, 15, 25], scene.images[0, :, 15, 25], atol=1e-4)  # opaque: the colour
+    assert torch.allclose(s.images[0, :, 0, 0], torch.tensor([0.0, 1.0, 0.0]))  # transparent: the background
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 def test_missing_frame_files(scene, tmp_path):
     root = _write("transforms", scene, tmp_path / "t")
