@@ -73,7 +73,8 @@ class SceneCatalogue:
         if self.views is not None and len(self.views) != V:
             raise InputError(f"{self.name}.views", f"{len(self.views)} view files for {V} cameras")
         if self.depth_range is not None and tuple(self.depth_range.shape) != (V, 2):
-            raise InputError(f"{self.name}.depth_range", f"expected shape ({V}, 2), got {tuple(self.depth_range.shape)}")
+            raise InputError(f"{self.name}.depth_range",
+                             f"expected shape ({V}, 2), got {tuple(self.depth_range.shape)}")
 
     @classmethod
     def from_scene(cls, scene: Scene, format: str) -> "SceneCatalogue":

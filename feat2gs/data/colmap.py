@@ -111,7 +111,8 @@ def catalogue_colmap(root: Union[str, Path], model: Optional[str] = None, images
                                             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
                                             "(scene.options.skip_missing=true drops them)")
         warnings.append(f"{len(missing)} image(s) of the model are missing from {folder} and were skipped")
-        order = [im for im in order if im.name not in set(missing)]
+        gone = set(missing)
+        order = [im for im in order if im.name not in gone]
         if not order:
             raise InputError(str(folder), "none of the model's images are present")
     files = [folder / im.name for im in order]

@@ -210,7 +210,8 @@ def write_mvsnet(scene: Scene, root: Union[str, Path]) -> Path:
             [" ".join(repr(float(x)) for x in row) for row in K[v]] + [""]
         if rng is not None:
             near, far = rng[v]
-            lines.append(f"{float(near)!r} {float(far - near) / DEFAULT_DEPTH_NUM!r} {DEFAULT_DEPTH_NUM} {float(far)!r}")
+            step = float(far - near) / DEFAULT_DEPTH_NUM
+            lines.append(f"{float(near)!r} {step!r} {DEFAULT_DEPTH_NUM} {float(far)!r}")
         (root / CAM_DIR / f"{v:08d}{CAM_SUFFIX}").write_text("\n".join(lines) + "\n")
         write_png(root / "images" / f"{v:08d}.png", scene.images[v])
         if scene.depths is not None:

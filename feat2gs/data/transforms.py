@@ -86,7 +86,7 @@ def _number(d: dict, key: str, where: str) -> Optional[float]:
 
 def _resolve(base: Path, file_path: str) -> Path:
     p = base / file_path
-    if not p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_file():
+    if p.suffix.lower() not in IMAGE_EXTENSIONS and not p.is_file():
         p = p.with_name(p.name + ".png")
     return p
 

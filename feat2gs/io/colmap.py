@@ -434,9 +434,11 @@ def write_points3d_text(path: PathLike, points: ColmapPoints) -> None:
            f"# Number of points: {len(points)}"]
     for k in range(len(points)):
         a, b = points.track_offsets[k], points.track_offsets[k + 1]
-        track = " ".join(f"{int(i)} {int(j)}" for i, j in zip(points.track_image_ids[a:b], points.track_point2D_idx[a:b]))
-        out.append(" ".join([str(int(points.ids[k]))] + [_fmt(v) for v in points.xyz[k]]
-                            + [str(int(v)) for v in points.rgb[k]] + [_fmt(points.error[k])]) + (" " + track if track else ""))
+        track = " ".join(f"{int(i)} {int(j)}"
+                         for i, j in zip(points.track_image_ids[a:b], points.track_point2D_idx[a:b]))
+        head = " ".join([str(int(points.ids[k]))] + [_fmt(v) for v in points.xyz[k]]
+                        + [str(int(v)) for v in points.rgb[k]] + [_fmt(points.error[k])])
+        out.append(head + (" " + track if track else ""))
     Path(path).write_text("\n".join(out) + "\n")
 
 

@@ -350,7 +350,8 @@ def test_colmap_text_and_binary_agree(tmp_path):
     ims = [ColmapImage(7, np.array([0.5, 0.5, 0.5, 0.5]), rng.normal(size=3), 2, "sub dir/a b.jpg",
                        rng.uniform(0, 500, (3, 2)), np.array([4, -1, 9])),
            ColmapImage(3, np.array([1.0, 0, 0, 0]), rng.normal(size=3), 1, "c.png")]
-    pts = ColmapPoints(np.array([4, 9], np.uint64), rng.normal(size=(2, 3)), np.array([[1, 2, 3], [250, 0, 9]], np.uint8),
+    pts = ColmapPoints(np.array([4, 9], np.uint64), rng.normal(size=(2, 3)),
+                       np.array([[1, 2, 3], [250, 0, 9]], np.uint8),
                        np.array([0.5, 1.5]), np.array([0, 2, 3]), np.array([7, 3, 7], np.int32),
                        np.array([0, 5, 2], np.int32))
     write_cameras_text(tmp_path / "c.txt", cams), write_cameras_bin(tmp_path / "c.bin", cams)
@@ -381,7 +382,8 @@ def test_feat2gs_split_errors_and_imageless_scenes(scene, tmp_path):
     root = _write("feat2gs", scene, tmp_path / "f")
     (tmp_path / "f" / "dataset_split.json").write_text(json.dumps(
         {"DTU": {"scan9": {"train": ["00000000", "00000042"], "test": ["00000001"]}}}))
-    with pytest.raises(InputError, match=r"dataset_split\.json:\[DTU\]\[scan9\]\.train: image '00000042' is not a view"):
+    with pytest.raises(InputError,
+                       match=r"dataset_split\.json:\[DTU\]\[scan9\]\.train: image '00000042' is not a view"):
         load_scene(root)
     bare = tmp_path / "f" / "DTU" / "scan10"
     write_png(bare / "images" / "000.png", scene.images[0])
