@@ -4,8 +4,8 @@ split's views decoded, resized on load) against decoding every view at full reso
     python benchmarks/perf/lazy_loading.py [--dir DIR] [--size 2016x1512] [--views 50] [--no-probe]
 
 The scene: the synthetic scene (50 views on its arc) rendered at 160x120 and upsampled to ``--size`` (the content
-does not matter here, the pixel count does), written as a COLMAP text model + JPEG images (quality 95) -- the
-layout of a phone capture. Each case runs in a fresh process; peak memory is the process's maximum resident set
+does not matter here, the pixel count does), written as a nerfstudio transforms.json with JPEG images (quality
+95) and GT depth maps (.npy), so the probe can use the ``dataset`` initialiser (one Gaussian per 2x2 block). Each case runs in a fresh process; peak memory is the process's maximum resident set
 size (``ru_maxrss``), including the interpreter and torch (~0.4 GB: the ``baseline`` row). Prints JSON lines.
 """
 
@@ -28,16 +28,14 @@ SPLIT = ["split.n_train=3", "split.test=even", "split.n_test=3"]
 def make_scene(root: Path, size: tuple[int, int], views: int) -> Path:
     import torch.nn.functional as F
 
-    from feat2gs.data import make_synthetic_scene, write_colmap
+    from feat2gs.data import make_synthetic_scene, write_transforms
     from feat2gs.io.images import write_image
-
-    if (root / "sparse" / "0" / "images.txt").is_file():
-        return root
     s = make_synthetic_scene(seed=0, num_views=views, width=160, height=120)
     w, h = size
     cams = s.cameras.resized(w, h)
     names = [f"IMG_{v:04d}.jpg" for v in range(views)]
-    write_colmap(root, cams, names)
+    depths = F.interpolate(s.depths[:, None], size=(h, w), mode="nearest")[:, 0]
+    write_transforms(root, cams, names, depths=depths)
     for v in range(views):
         big = F.interpolate(s.images[v:v + 1], size=(h, w), mode="bilinear", align_corners=False)[0].clamp(0, 1)
         write_image(root / "images" / names[v], big, quality=95)
@@ -52,8 +50,8 @@ def run_case(case: str, scene: Path) -> dict:
     from feat2gs.data import load_scene
     from feat2gs.pipeline import open_working_scene, run_probe, split_from_config
 
-    cfg = load_config([f"scene.path={scene}", "scene.long_side=512", *SPLIT, "init=mvs", "init.block=4",
-                       "init.options.near=1.5", "init.options.far=10", "train.warmup_steps=2", "train.steps=2",
+    cfg = load_config([f"scene.path={scene}", "scene.long_side=512", *SPLIT, "init=dataset", "init.block=2",
+                       "train.warmup_steps=2", "train.steps=2",
                        "eval.pose_steps=1", "eval.lpips=none", "eval.save_renders=false",
                        f"output.root={tempfile.mkdtemp()}"])
     t = time.perf_counter()
@@ -85,13 +83,19 @@ def main() -> None:
     ap.add_argument("--case", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--scene", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    w, h = (int(x) for x in args.size.split("x"))
+    if args.case == "make":
+        make_scene(Path(args.scene), (w, h), args.views)
+        return
     if args.case:
         print(json.dumps(run_case(args.case, Path(args.scene))), flush=True)
         return
-    w, h = (int(x) for x in args.size.split("x"))
-    root = Path(args.dir or tempfile.mkdtemp()) / f"lazy_{args.views}views_{w}x{h}"
-    scene = make_scene(root, (w, h), args.views)
+    # this process stays small (no torch): Linux keeps a parent's peak RSS in ru_maxrss across fork + exec
+    scene = Path(args.dir or tempfile.mkdtemp()) / f"lazy_{args.views}views_{w}x{h}"
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    if not (scene / "transforms.json").is_file():
+        subprocess.run([sys.executable, __file__, "--case", "make", "--scene", str(scene), "--size", args.size,
+                        "--views", str(args.views)], env=env, check=True)
     for case in CASES:
         if case == "probe" and args.no_probe:
             continue
