@@ -285,6 +285,23 @@ def test_blender_rgba_frames_global_fov_and_splits(scene, tmp_path):
     assert torch.allclose(s.images[0, :, 0, 0], torch.tensor([0.0, 1.0, 0.0]))  # transparent: the background
 
 
+def test_transforms_png_depth_in_millimetres(scene, tmp_path):
+    """nerfstudio's depth convention: 16-bit PNG times depth_unit_scale_factor (1e-3 by default: millimetres)."""
+    root = tmp_path / "t"
+    write_transforms_scene(scene, root)
+    data = json.loads((root / "transforms.json").read_text())
+    mm = np.round(scene.depths.numpy() * 1000).astype(np.uint16)
+    for v, fr in enumerate(data["frames"]):
+        write_png(root / "depths" / f"d{v}.png", mm[v], bit_depth=16)
+        fr["depth_file_path"] = f"depths/d{v}.png"
+    (root / "transforms.json").write_text(json.dumps(data))
+    back = load_scene(root)
+    assert float((back.depths - scene.depths).abs().max()) <= 0.5e-3 + 1e-6
+    data["depth_unit_scale_factor"] = 1.0
+    (root / "transforms.json").write_text(json.dumps(data))
+    torch.testing.assert_close(load_scene(root, views=[2]).depths[0], torch.from_numpy(mm[2].astype(np.float32)))
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 def test_missing_frame_files(scene, tmp_path):
     root = _write("transforms", scene, tmp_path / "t")
