@@ -12,8 +12,9 @@ Tanks and Temples, DL3DV and most captures.
   ``undistort.py``), the pixels that undistortion cannot fill masked out in ``Scene.masks``. Other models are
   an InputError naming the file and camera. All views must share one image size.
 * ``sparse_points``: ``points3D`` (colours in ``meta['sparse_colors']``). ``depth_range``: per view the 0.1 and
-  99.9 percentiles of the z-depths of the points inside the view (in front of it, projecting inside the image),
-  a view seeing fewer than 8 points getting the range over all views; none without points.
+  99.9 percentiles of the z-depths of the points it observes (its 2D points' tracks) or, in a model without
+  tracks, of the points inside the view (in front of it, projecting inside the image); a view with fewer than 8
+  such points gets the range over all views; none without points.
 
 :func:`write_colmap` writes cameras (one PINHOLE camera per view), poses and points as a text (or binary) model
 and, when given, the images -- for scenes and for trained runs' cameras.
@@ -157,18 +158,29 @@ def catalogue_colmap(root: Union[str, Path], model: Optional[str] = None, images
     if pts is not None and len(pts):
         sparse_points = torch.from_numpy(pts.xyz.astype(np.float32))
         meta["sparse_colors"] = torch.from_numpy(pts.rgb.copy())
-        depth_range = sparse_depth_range(cameras, sparse_points)
+        index = {int(i): k for k, i in enumerate(pts.ids)}
+        observed = [[index[int(i)] for i in im.point3D_ids if int(i) in index] for im in order]
+        depth_range = sparse_depth_range(cameras, sparse_points, observed=observed)
     return SceneCatalogue(name=name or root.resolve().name, format="colmap", cameras=cameras,
                           image_names=[im.name for im in order], views=views, depth_range=depth_range,
                           sparse_points=sparse_points, units="COLMAP world units (arbitrary scale)",
                           source=f"colmap:{root}", meta=meta, warnings=warnings)
 
 
-def sparse_depth_range(cameras: Cameras, points: torch.Tensor, min_points: int = 8) -> Optional[torch.Tensor]:
-    """(V, 2) per-view [0.1, 99.9] percentiles of the depths of the points seen (see the module docstring)."""
+def sparse_depth_range(cameras: Cameras, points: torch.Tensor, min_points: int = 8,
+                       observed: Optional[Sequence[Sequence[int]]] = None) -> Optional[torch.Tensor]:
+    """(V, 2) per-view [0.1, 99.9] percentiles of the depths of the points seen (see the module docstring):
+    ``observed[v]`` (indices of the points in view v's track, when the model has tracks) or else the points in
+    front of the view projecting inside its image."""
     uv, z = cameras.project(points.float())
     inside = (z > 0) & (uv[..., 0] >= 0) & (uv[..., 0] <= cameras.width) & (uv[..., 1] >= 0) & \
         (uv[..., 1] <= cameras.height)
+    if observed is not None:
+        for v, idx in enumerate(observed):
+            if len(idx) >= min_points:
+                seen = torch.zeros(points.shape[0], dtype=torch.bool)
+                seen[torch.as_tensor(list(idx), dtype=torch.long)] = True
+                inside[v] = seen & (z[v] > 0)
     if not inside.any():
         return None
     out = torch.zeros(len(cameras), 2)

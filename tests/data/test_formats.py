@@ -111,6 +111,21 @@ def test_colmap_sparse_points_and_depth_range(scene, tmp_path):
         assert float(((d >= near) & (d <= far)).float().mean()) > 0.95
 
 
+def test_colmap_depth_range_from_tracks(scene, tmp_path):
+    """With tracks, a view's range comes from the points it observes: here view 1's own surface points."""
+    from feat2gs.io.colmap import read_model
+
+    pts = scene.cameras.unproject(scene.depths)[1][scene.depths[1] > 0][::5]
+    write_colmap(tmp_path, scene.cameras, scene.image_names, scene.images, pts)
+    _, ims, P = read_model(tmp_path / "sparse" / "0")
+    ims[2].point3D_ids, ims[2].xys = P.ids.astype(np.int64), np.zeros((len(P), 2))  # image id 2 = view 1
+    write_images_text(tmp_path / "sparse" / "0" / "images.txt", list(ims.values()))
+    rng = open_scene(tmp_path).depth_range[1]
+    d = pts @ scene.cameras.viewmats[1, :3, :3].T + scene.cameras.viewmats[1, :3, 3]
+    expect = torch.quantile(d[:, 2].double(), torch.tensor([0.001, 0.999], dtype=torch.float64)).float()
+    torch.testing.assert_close(rng, expect, rtol=1e-5, atol=1e-5)
+
+
 def test_colmap_downsampled_images_scale_intrinsics(scene, tmp_path):
     write_colmap_scene(scene, tmp_path)
     half = scene.resized(32, 24)
