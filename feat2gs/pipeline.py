@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from probes.features import GaussianFeatures
 from probes.readout import Readout
 
-from .data import load_scene
+from .data import SceneCatalogue, open_scene, write_colmap, write_transforms
 from .data.frame import Frame, apply_frame, scene_frame
 from .data.split import named_split
 from .device import resolve_device
@@ -38,7 +38,7 @@ from .metrics.points import point_metrics
 from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
 from .run_warnings import loss_warnings, protocol_warnings, score_warnings
-from .scene import Scene, Split
+from .scene import Cameras, Scene, Split
 from .scene_cache import SceneStageCache, scene_digest, stage_key
 from .train import ProbeTrainer, TrainResult, scene_extent
 
@@ -46,7 +46,7 @@ from .train import ProbeTrainer, TrainResult, scene_extent
 # ------------------------------------------------------------------------------------------ scene stage
 @dataclass
 class PreparedScene:
-    scene: Scene  # all views at the working resolution, in the normalised frame
+    scene: Scene  # the views of the split (train, then test) at the working resolution, in the normalised frame
     split: Split
     train: Scene
     test: Scene
@@ -59,21 +59,31 @@ class PreparedScene:
     frame: Optional[Frame] = None
 
 
-def load_working_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> Scene:
-    """The scene at the working resolution, in the normalised frame (``scene.normalize``), with the background
-    of object-centric scenes blacked out (``scene.background``). ``scene``: an already loaded scene (in its
-    dataset units, any resolution) instead of ``scene.path``."""
-    if scene is None:
-        options = OmegaConf.to_container(cfg.scene.options, resolve=True) or {}
-        scene = load_scene(str(cfg.scene.path), **options)
-    if cfg.scene.long_side:
-        scene = scene.resized_long_side(int(cfg.scene.long_side), int(cfg.scene.multiple or 1))
-    frame = scene_frame(scene, str(OmegaConf.select(cfg, "scene.normalize", default="auto")))
+def open_working_scene(cfg: DictConfig) -> SceneCatalogue:
+    """The scene's catalogue (cameras, names, files; no pixels decoded) from ``cfg.scene``."""
+    options = OmegaConf.to_container(cfg.scene.options, resolve=True) or {}
+    fmt = cfg.scene.format or None
+    legacy = options.pop("format", None)  # scene.options.format, the undocumented key of earlier versions
+    if legacy and fmt and legacy != fmt:
+        raise InputError("scene.format", f"scene.format={fmt} but scene.options.format={legacy}; give scene.format")
+    return open_scene(str(cfg.scene.path), fmt or legacy, **options)
+
+
+def load_working_scene(cfg: DictConfig, views: Optional[Sequence[int]] = None,
+                       catalogue: Optional[SceneCatalogue] = None) -> Scene:
+    """``views`` of the scene (default all), decoded and resized on load to the working resolution, mapped to
+    the normalised frame (``scene.normalize``; the frame uses every camera of the catalogue) and, for scenes with
+    object masks, with the background blacked out (``scene.background``)."""
+    catalogue = catalogue or open_working_scene(cfg)
+    scene = catalogue.load(views, cfg.scene.long_side or None, int(cfg.scene.multiple or 1))
+    return to_working_frame(cfg, scene, catalogue.cameras)
+
+
+def to_working_frame(cfg: DictConfig, scene: Scene, all_cameras: Optional[Cameras] = None) -> Scene:
+    frame = scene_frame(scene, str(OmegaConf.select(cfg, "scene.normalize", default="auto")), cameras=all_cameras)
     scene = apply_frame(scene, frame)
     scene.meta["frame"] = frame.as_dict()
     background = str(OmegaConf.select(cfg, "scene.background", default="black"))
-    if background not in ("black", "keep"):
-        raise InputError("scene.background", f"expected black or keep, got {background!r}")
     if scene.masks is not None and background == "black":
         scene = mask_background(scene, int(OmegaConf.select(cfg, "scene.mask_erosion", default=0) or 0))
     return scene
@@ -89,7 +99,8 @@ def mask_background(scene: Scene, erosion: int) -> Scene:
     return replace(scene, images=scene.images * masks[:, None].float(), masks=masks, meta=meta)
 
 
-def split_from_config(cfg: DictConfig, scene: Scene) -> Split:
+def split_from_config(cfg: DictConfig, scene: Union[Scene, SceneCatalogue]) -> Split:
+    """The split (``split.name`` and friends) of a scene or catalogue: cameras and the dataset's own splits only."""
     s = cfg.split
     return named_split(scene, str(OmegaConf.select(cfg, "split.name", default="default")),
                        None if s.n_train is None else int(s.n_train), test=str(s.test), n_test=s.n_test,
@@ -98,7 +109,8 @@ def split_from_config(cfg: DictConfig, scene: Scene) -> Split:
 
 
 def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene) -> tuple[PointInit, EvalMask, bool]:
-    """The initialisation of the train views and the evaluation mask, through the on-disk scene-stage cache."""
+    """The initialisation of the train views and the evaluation mask, through the on-disk scene-stage cache.
+    ``split`` indexes ``scene`` (which holds just the split's views)."""
     init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
     ev = cfg.eval
     mask_opts = {"method": str(OmegaConf.select(cfg, "eval.mask", default="auto")),
@@ -106,8 +118,7 @@ def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene) -> t
                  "mvs_rel_tol": float(OmegaConf.select(cfg, "eval.mask_mvs_rel_tol", default=0.02)),
                  "mvs_options": OmegaConf.to_container(ev.mask_mvs_options, resolve=True)
                  if OmegaConf.select(cfg, "eval.mask_mvs_options") is not None else {}}
-    key = stage_key({"scene": scene_digest(scene.subset(list(split.train) + list(split.test))),
-                     "train": list(split.train), "test": list(split.test),
+    key = stage_key({"scene": scene_digest(scene), "train": list(split.train), "test": list(split.test),
                      "init": str(cfg.init.name), "init_options": init_opts, "eval_mask": mask_opts})
     enabled = bool(OmegaConf.select(cfg, "cache.scenes", default=True))
 
@@ -127,14 +138,21 @@ def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene) -> t
     return init, em, hit
 
 
-def prepare_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> PreparedScene:
-    """The scene stage; ``scene``: an already loaded scene instead of ``scene.path`` (see load_working_scene)."""
+def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Scene]] = None) -> PreparedScene:
+    """Scene, split, initialisation and evaluation mask; ``catalogue`` replaces ``cfg.scene.path`` (a catalogue,
+    or a Scene made in memory, in its dataset units and at any resolution)."""
     t0 = time.perf_counter()
-    scene = load_working_scene(cfg, scene)
-    split = split_from_config(cfg, scene)
-    train, test = scene.subset(split.train), scene.subset(split.test)
+    if isinstance(catalogue, Scene):
+        catalogue = SceneCatalogue.from_scene(catalogue, "memory")
+    catalogue = catalogue or open_working_scene(cfg)
+    split = split_from_config(cfg, catalogue)  # cameras only: no image decoded yet
+    used = list(split.train) + list(split.test)
+    scene = load_working_scene(cfg, used, catalogue)  # only these views
+    n_train = len(split.train)
+    train, test = scene.subset(range(n_train)), scene.subset(range(n_train, len(used)))
+    local = Split(tuple(range(n_train)), tuple(range(n_train, len(used))), split.rule)
     block = int(cfg.init.block)
-    full_init, em, hit = _scene_stage(cfg, scene, split, train)
+    full_init, em, hit = _scene_stage(cfg, scene, local, train)
     init = full_init.pooled(block)
     pts, cols = init.points[init.valid], init.colors[init.valid]
     init_gaussians = Gaussians.from_points(pts, cols, knn_log_scales(pts), opacity=float(cfg.probe.init_opacity),
@@ -152,14 +170,15 @@ def prepare_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> PreparedSce
                           "p90_rel_depth_error": float(rel.quantile(0.9)),
                           "fraction_within_1pct": float((rel < 0.01).float().mean())}
     extent = scene_extent(train.cameras, fallback=float(init.depth[init.valid].median()))
-    frame = Frame(**{k: v for k, v in _frame_args(scene.meta["frame"]).items()})
-    info = {"scene": scene.name, "views": scene.num_views, "resolution": [scene.width, scene.height],
+    frame = Frame(**_frame_args(scene.meta["frame"]))
+    info = {"scene": scene.name, "format": catalogue.format, "views": catalogue.num_views,
+            "resolution": [scene.width, scene.height],
             "split": split.rule, "split_name": str(OmegaConf.select(cfg, "split.name", default="default")),
             "train_indices": list(split.train), "test_indices": list(split.test),
-            "train_views": [scene.image_names[i] for i in split.train],
-            "test_views": [scene.image_names[i] for i in split.test], "split_rule": split.rule,
+            "train_views": list(train.image_names), "test_views": list(test.image_names), "split_rule": split.rule,
             "gaussians": len(init_gaussians), "grid": list(init.valid.shape[1:]), "grid_stride": block,
-            "train_coverage": init.coverage, "init_confident_fraction": float((full_init.confidence > 0).float().mean()),
+            "train_coverage": init.coverage,
+            "init_confident_fraction": float((full_init.confidence > 0).float().mean()),
             "init_depth_error": init_error, "extent": extent,
             "frame": frame.as_dict(), "units": scene.units, "dataset_units": frame.units,
             "background": scene.meta.get("background"),
@@ -168,7 +187,7 @@ def prepare_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> PreparedSce
                           "per_view": em.per_view, "meta": em.meta},
             "eval_coverage": em.coverage, "eval_mask_sha256": em.sha256,
             "test_valid_fraction": em.coverage, "scene_stage_cached": hit,
-            "scene_stage_seconds": time.perf_counter() - t0}
+            "scene_stage_seconds": time.perf_counter() - t0, "load_warnings": list(catalogue.warnings)}
     return PreparedScene(scene, split, train, test, init, init_gaussians, em.masks, extent, gt, info, frame)
 
 
@@ -285,10 +304,11 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
 
 def write_outputs(run: RunDir, cfg: DictConfig, prep: PreparedScene, result: TrainResult, ev: EvalResult) -> None:
     write_gaussians_ply(run.path / "gaussians.ply", result.gaussians)
-    torch.save({"train_viewmats": result.viewmats.cpu(),
-                "test_viewmats": torch.stack([v.pose.viewmat.cpu() if v.pose else prep.test.cameras.viewmats[i]
-                                              for i, v in enumerate(ev.views)])},
-               run.path / "poses.pt")
+    test_viewmats = torch.stack([v.pose.viewmat.cpu() if v.pose else prep.test.cameras.viewmats[i]
+                                 for i, v in enumerate(ev.views)])
+    torch.save({"train_viewmats": result.viewmats.cpu(), "test_viewmats": test_viewmats}, run.path / "poses.pt")
+    write_run_cameras(run.path / "cameras", prep.train.cameras.with_viewmats(result.viewmats.detach().cpu()),
+                      prep.test.cameras.with_viewmats(test_viewmats), prep.train.image_names, prep.test.image_names)
     if cfg.eval.save_renders:
         out = run.path / "renders"
         out.mkdir()
@@ -297,6 +317,16 @@ def write_outputs(run: RunDir, cfg: DictConfig, prep: PreparedScene, result: Tra
             write_image(out / f"{stem}_render.png", ev.renders[i])
             write_image(out / f"{stem}_gt.png", prep.test.images[i])
             write_image(out / f"{stem}_mask.png", prep.test_masks[i].float()[None].expand(3, -1, -1))
+
+
+def write_run_cameras(folder: Path, train: Cameras, test: Cameras, train_names: Sequence[str],
+                      test_names: Sequence[str]) -> None:
+    """The run's refined train and test cameras (the frame of gaussians.ply, working resolution) as a COLMAP
+    text model (``folder/sparse/0``) and a ``folder/transforms.json``, image names as in the scene."""
+    cams = Cameras(torch.cat([train.K, test.K]), torch.cat([train.viewmats, test.viewmats]), train.width, train.height)
+    names = list(train_names) + list(test_names)
+    write_colmap(folder, cams, names)
+    write_transforms(folder, cams, names, extra={"train_views": list(train_names), "test_views": list(test_names)})
 
 
 def _to(feats: GaussianFeatures, device: str) -> GaussianFeatures:
