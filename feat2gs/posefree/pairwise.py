@@ -1,0 +1,81 @@
+"""Pairwise point maps: the typed output of a two-view network over a scene graph, and the inference loop.
+
+For an ordered pair (i, j) a DUSt3R-style network predicts, in the camera frame of view i (OpenCV axes, up to
+a per-pair scale): ``pts_i`` the point of every pixel of view i, ``pts_j`` the point of every pixel of view j,
+and per-pixel confidences ``conf_i`` / ``conf_j`` (>= 1 for DUSt3R's ``exp`` confidence mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+
+from ..errors import InputError
+
+
+@dataclass
+class PairwisePrediction:
+    """E pairs over V views at H x W: pts_i / pts_j (E, H, W, 3), conf_i / conf_j (E, H, W)."""
+
+    pairs: list[tuple[int, int]]
+    pts_i: torch.Tensor
+    pts_j: torch.Tensor
+    conf_i: torch.Tensor
+    conf_j: torch.Tensor
+    num_views: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.pairs = [(int(i), int(j)) for i, j in self.pairs]
+        E = len(self.pairs)
+        if E == 0:
+            raise InputError("pairs", "no image pairs")
+        if self.pts_i.ndim != 4 or self.pts_i.shape[0] != E or self.pts_i.shape[-1] != 3:
+            raise InputError("pairs.pts_i", f"expected ({E}, H, W, 3), got {tuple(self.pts_i.shape)}")
+        H, W = self.pts_i.shape[1:3]
+        for name, shape in (("pts_j", (E, H, W, 3)), ("conf_i", (E, H, W)), ("conf_j", (E, H, W))):
+            if tuple(getattr(self, name).shape) != shape:
+                raise InputError(f"pairs.{name}", f"expected {shape}, got {tuple(getattr(self, name).shape)}")
+        for name in ("pts_i", "pts_j", "conf_i", "conf_j"):
+            if not torch.isfinite(getattr(self, name)).all():
+                raise InputError(f"pairs.{name}", "contains NaN or inf")
+        for i, j in self.pairs:
+            if i == j or not (0 <= i < self.num_views and 0 <= j < self.num_views):
+                raise InputError("pairs", f"bad pair ({i}, {j}) for {self.num_views} views")
+
+    @property
+    def height(self) -> int:
+        return int(self.pts_i.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.pts_i.shape[2])
+
+
+PairModel = Callable[[torch.Tensor, torch.Tensor], dict]
+
+
+@torch.no_grad()
+def pairwise_inference(model: "Any", images: torch.Tensor, pairs: list[tuple[int, int]],
+                       batch_size: int = 8) -> PairwisePrediction:
+    """Run a two-view model (``backbones.croco_stereo.StereoModel``) over ``pairs`` of ``images`` (V, 3, H, W) in
+    [0, 1]: every image is encoded once (the encoder is siamese), then the pairs are decoded ``batch_size`` at a
+    time. Returns the pairwise point maps and confidences at the input resolution."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise InputError("images", f"expected (V, 3, H, W), got {tuple(images.shape)}")
+    V = images.shape[0]
+    enc = model.encode(images)
+    out: dict[str, list[torch.Tensor]] = {"pts_i": [], "pts_j": [], "conf_i": [], "conf_j": []}
+    for s in range(0, len(pairs), max(1, int(batch_size))):
+        chunk = pairs[s:s + batch_size]
+        i = torch.tensor([p[0] for p in chunk])
+        j = torch.tensor([p[1] for p in chunk])
+        r1, r2 = model.decode(enc.select(i), enc.select(j))
+        out["pts_i"].append(r1["pts3d"].float().cpu())
+        out["conf_i"].append(r1["conf"].float().cpu())
+        out["pts_j"].append(r2["pts3d"].float().cpu())
+        out["conf_j"].append(r2["conf"].float().cpu())
+    cat = {k: torch.cat(v) for k, v in out.items()}
+    return PairwisePrediction(list(pairs), cat["pts_i"], cat["pts_j"], cat["conf_i"], cat["conf_j"], V)
