@@ -25,8 +25,11 @@ from ..scene import Cameras
 
 def rotation_angle_deg(R: torch.Tensor) -> torch.Tensor:
     """Angle (degrees) of rotation matrices (..., 3, 3)."""
-    c = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
-    return torch.rad2deg(torch.acos(c))
+    R = R.double()
+    c = (R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    A = R - R.transpose(-1, -2)  # 2 sin(angle) [axis]x
+    sn = torch.stack([A[..., 2, 1], A[..., 0, 2], A[..., 1, 0]], -1).norm(dim=-1) / 2
+    return torch.rad2deg(torch.atan2(sn, c))  # accurate near 0 and pi, unlike acos
 
 
 def _relative(cams: Cameras, i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
