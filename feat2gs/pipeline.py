@@ -30,6 +30,7 @@ from .init.base import PointInit
 from .io.images import write_image
 from .io.ply import write_gaussians_ply
 from .metrics.points import point_metrics
+from .posefree.reconstruction import posefree_scenes
 from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
 from .scene import Scene, Split
@@ -80,14 +81,18 @@ def prepare_scene(cfg: DictConfig) -> PreparedScene:
     train, test = scene.subset(split.train), scene.subset(split.test)
     init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
     block = int(cfg.init.block)
-    full_init = build_initialiser(str(cfg.init.name), **init_opts)(train)
+    initialiser = build_initialiser(str(cfg.init.name), **init_opts)
+    full_init = initialiser(train)
+    gt = None
+    if train.depths is not None:  # GT points in the dataset frame (geometry metrics align by sim(3))
+        gt = build_initialiser("dataset")(train).pooled(block)
+    poses = None
+    if getattr(initialiser, "pose_free", False):  # recovered train cameras, registered test cameras
+        train, test, poses = posefree_scenes(initialiser, full_init, train, test)
     init = full_init.pooled(block)
     pts, cols = init.points[init.valid], init.colors[init.valid]
     init_gaussians = Gaussians.from_points(pts, cols, knn_log_scales(pts), opacity=float(cfg.probe.init_opacity),
                                            sh_degree=int(cfg.probe.sh_degree))
-    gt = None
-    if train.depths is not None:
-        gt = build_initialiser("dataset")(train).pooled(block)
     masks = visibility_masks(full_init, test, train=train)
     extent = scene_extent(train.cameras, fallback=float(init.depth[init.valid].median()))
     info = {"scene": scene.name, "views": scene.num_views, "resolution": [scene.width, scene.height],
@@ -95,7 +100,7 @@ def prepare_scene(cfg: DictConfig) -> PreparedScene:
             "test_views": [scene.image_names[i] for i in split.test], "split_rule": split.rule,
             "gaussians": len(init_gaussians), "grid": list(init.valid.shape[1:]), "extent": extent,
             "units": scene.units, "init": full_init.method, "init_meta": full_init.meta,
-            "test_valid_fraction": float(masks.float().mean())}
+            "test_valid_fraction": float(masks.float().mean()), "poses": poses}
     return PreparedScene(scene, split, train, test, init, init_gaussians, masks, extent, gt, info)
 
 
@@ -147,7 +152,7 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
                                 mean_color, lpips_metric, lpips_status)
         metrics = {
             "scene": prep.info, "features": feats.info, "renderer": renderer.name,
-            "mode": str(cfg.probe.mode), "backbone": str(cfg.backbone.name),
+            "mode": str(cfg.probe.mode), "backbone": str(cfg.backbone.name), "poses": prep.info.get("poses"),
             "nvs": ev.summary, "views": [v.as_dict() for v in ev.views],
             "geometry": geometry_metrics(prep, result.gaussians),
             "train": {"final_photo_loss": (result.history["photo_loss"] or [None])[-1],

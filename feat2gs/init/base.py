@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,9 @@ class PointInit:
     """Per-pixel initial geometry of the train views, at the train images' resolution.
 
     points (V, H, W, 3) world coordinates; valid (V, H, W) bool; colors (V, H, W, 3) in [0, 1];
-    depth (V, H, W) z-depth in each view (0 where invalid); cameras: the train cameras (same frame).
+    depth (V, H, W) z-depth in each view (0 where invalid); cameras: the train cameras (same frame);
+    confidence (V, H, W) per-pixel confidence of the method, when it has one (DUSt3R/MASt3R), else None.
+    Pose-free initialisers (``pose_free = True``) return the cameras they recovered.
     """
 
     points: torch.Tensor
@@ -31,6 +33,7 @@ class PointInit:
     cameras: Cameras
     method: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    confidence: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         V, H, W = self.valid.shape
@@ -72,6 +75,7 @@ class PointInit:
             cameras=self.cameras.resized(W // block, H // block),
             method=self.method,
             meta={**self.meta, "block": block},
+            confidence=None if self.confidence is None else pool(self.confidence[:, None].float())[:, 0],
         )
 
 

@@ -16,7 +16,8 @@ confidently wrong pixels). The scale gauge is fixed by normalising the pair scal
 Initialisation (``init="mst"``): a maximum spanning tree of the pairs (edge score: the product of the
 pair's mean confidences) is grown from its best pair; each new view's points are chained into the world by a
 confidence-weighted Umeyama similarity fitted on the view already placed. Each view's focal comes from its
-own camera-frame points (closed-form least squares then a few L1 reweightings of ``f (x/z, y/z) = uv - c``),
+own camera-frame points (closed-form least squares then a few L1 reweightings of ``f (x/z, y/z) = uv - c``,
+clamped to [0.5, 3.5] x the focal of a 60-degree field of view, as DUSt3R),
 its depth from their z, its pose from a Umeyama fit of its camera-frame points to its world points, and
 each pair's similarity from a Umeyama fit of the pair's two maps to the initial world points.
 
@@ -116,8 +117,10 @@ def estimate_focal(points: torch.Tensor, weights: Optional[torch.Tensor] = None,
         f = num / den
         r = (f[:, None, None] * q - p).norm(dim=-1)
         ww = w / r.clamp_min(1e-2)  # L1 reweighting (pixels)
-    if not torch.isfinite(f).all() or (f <= 0).any():
-        raise InputError("alignment.focal", "cannot estimate a positive focal length from the point maps")
+    # DUSt3R's bounds: [0.5, 3.5] x the focal of a 60-degree field of view over the long side (a degenerate
+    # map -- e.g. every point behind the camera -- gets the lower bound instead of a non-positive focal)
+    base = max(H, W) / (2 * math.tan(math.radians(30)))
+    f = torch.where(torch.isfinite(f), f, torch.zeros_like(f)).clamp(0.5 * base, 3.5 * base)
     return f.to(points.dtype)
 
 
