@@ -45,8 +45,9 @@ import torch.nn.functional as F
 from feat2gs.errors import InputError
 
 from .checkpoint import compare_state, read_checkpoint
-from .croco import CroCoConfig, CroCoEncoder, DecoderBlock, RoPE2D, build_config
-from .weights import WeightsSpec, resolve_weights
+from .croco import (DUST3R_WEIGHTS, MAST3R_WEIGHTS, CroCoConfig, CroCoEncoder, DecoderBlock, RoPE2D,
+                    build_config)
+from .weights import resolve_weights
 
 HEADS = ("dpt", "linear", "catmlp+dpt")
 
@@ -90,13 +91,8 @@ DUST3R_512_DPT = StereoConfig()
 DUST3R_512_LINEAR = StereoConfig(head="linear")
 MAST3R_512_METRIC = StereoConfig(head="catmlp+dpt", desc_dim=24, two_confs=True)
 
-STEREO_MODELS = {
-    "dust3r": (DUST3R_512_DPT, WeightsSpec("dust3r", "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt",
-                                           ("model.safetensors",),
-                                           revision="61c57447d7b0adc8a1a30b2b0adec7a8935aa2a3")),
-    "mast3r": (MAST3R_512_METRIC, WeightsSpec("mast3r", "naver/MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric",
-                                              ("model.safetensors",))),
-}
+#: name -> (config, weights): the same checkpoints as the ``dust3r`` / ``mast3r`` encoder backbones
+STEREO_MODELS = {"dust3r": (DUST3R_512_DPT, DUST3R_WEIGHTS), "mast3r": (MAST3R_512_METRIC, MAST3R_WEIGHTS)}
 
 
 # ------------------------------------------------------------------------------------------------ DPT

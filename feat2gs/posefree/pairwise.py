@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from ..errors import InputError
+from .graph import make_pairs
 
 
 @dataclass
@@ -79,3 +80,39 @@ def pairwise_inference(model: "Any", images: torch.Tensor, pairs: list[tuple[int
         out["conf_j"].append(r2["conf"].float().cpu())
     cat = {k: torch.cat(v) for k, v in out.items()}
     return PairwisePrediction(list(pairs), cat["pts_i"], cat["pts_j"], cat["conf_i"], cat["conf_j"], V)
+
+
+def pairwise_from_ground_truth(scene, noise: float = 0.005, outlier_frac: float = 0.05, seed: int = 0,
+                              graph: str = "complete") -> tuple["PairwisePrediction", torch.Tensor]:
+    """For tests and benchmarks (a scene with GT depth): the pairwise maps a perfect DUSt3R would predict (view
+    i's and view j's GT points in camera i's frame, times a random per-pair scale in [0.5, 2]), plus relative
+    Gaussian noise (std ``noise`` x depth, per axis) and a fraction ``outlier_frac`` of outlier pixels per view
+    displaced uniformly by up to the pair scale on each axis with confidence ~1 (weight ~0); inliers get
+    confidences ~ U(3, 6); pixels without GT depth are outliers too. Seeded. Returns the prediction and the
+    per-view outlier map (V, H, W)."""
+    g = torch.Generator().manual_seed(seed)
+    cams = scene.cameras
+    world = cams.unproject(scene.depths).double()  # (V, H, W, 3)
+    V, H, W = scene.depths.shape
+    outlier = (torch.rand(V, H, W, generator=g) < outlier_frac) | (scene.depths <= 0)
+    pairs = make_pairs(V, graph)
+    R = cams.viewmats[:, :3, :3].double()
+    t = cams.viewmats[:, :3, 3].double()
+    pts_i, pts_j, conf_i, conf_j = [], [], [], []
+    for i, j in pairs:
+        s = float(torch.empty(1).uniform_(0.5, 2.0, generator=g))
+        maps, confs = [], []
+        for v in (i, j):
+            X = (world[v] @ R[i].T + t[i]) * s
+            z = X[..., 2:3].abs()
+            X = X + noise * z * torch.randn(H, W, 3, generator=g, dtype=torch.float64)
+            bad = outlier[v]
+            X[bad] = X[bad] + (torch.rand(int(bad.sum()), 3, generator=g, dtype=torch.float64) - 0.5) * 2 * s
+            c = 3 + 3 * torch.rand(H, W, generator=g)
+            c[bad] = 1.0 + 0.01 * torch.rand(int(bad.sum()), generator=g)
+            maps.append(X.float())
+            confs.append(c)
+        pts_i.append(maps[0]), pts_j.append(maps[1]), conf_i.append(confs[0]), conf_j.append(confs[1])
+    pred = PairwisePrediction(pairs, torch.stack(pts_i), torch.stack(pts_j), torch.stack(conf_i),
+                              torch.stack(conf_j), V)
+    return pred, outlier
