@@ -21,7 +21,6 @@ joint run on train + test and a Umeyama similarity on the train views' per-pixel
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import torch

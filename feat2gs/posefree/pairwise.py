@@ -8,7 +8,7 @@ and per-pixel confidences ``conf_i`` / ``conf_j`` (>= 1 for DUSt3R's ``exp`` con
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 
@@ -53,9 +53,6 @@ class PairwisePrediction:
     @property
     def width(self) -> int:
         return int(self.pts_i.shape[2])
-
-
-PairModel = Callable[[torch.Tensor, torch.Tensor], dict]
 
 
 @torch.no_grad()

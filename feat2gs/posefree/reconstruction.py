@@ -144,8 +144,10 @@ class PoseFreeInitialiser(Initialiser):
         None to register from the cameras alone."""
         return None
 
-    def register(self, train: Scene, test: Scene) -> tuple[Cameras, dict]:
-        """Test cameras in the frame of the train-only reconstruction (joint reconstruction + sim(3))."""
+    def register(self, train: Scene, test: Scene) -> tuple[Cameras, Optional[torch.Tensor], dict]:
+        """Test cameras in the frame of the train-only reconstruction (joint reconstruction + sim(3)), and the
+        test views' depth from the joint run in that frame (scaled by the similarity; None when the joint run
+        has no dense depth)."""
         ref = self.reconstruct(train.images, list(train.image_names), train.masks)
         images = torch.cat([train.images, test.images])
         names = list(train.image_names) + list(test.image_names)
@@ -164,18 +166,26 @@ class PoseFreeInitialiser(Initialiser):
             K = ref.cameras.K.mean(0, keepdim=True).expand(len(cams), -1, -1).clone()
             info["joint_focal_px"] = [float(f) for f in cams.K[:, 0, 0]]
             cams = Cameras(K, cams.viewmats, cams.width, cams.height)
-        return cams, info
+        depth = None
+        if joint.valid[n:].any():
+            depth = joint.depth[n:] * joint.valid[n:] * float(sim.scale)
+        return cams, depth, info
 
 
 def posefree_scenes(initialiser: PoseFreeInitialiser, init: PointInit, train: Scene, test: Scene
                     ) -> tuple[Scene, Scene, dict]:
     """What the pipeline does with a pose-free initialiser: the train scene with the recovered cameras, the
-    test scene with registered cameras, and the pose metrics against the dataset poses (scoring only)."""
-    train_pf = replace(train, cameras=init.cameras.resized(train.width, train.height))
+    test scene with registered cameras, and the pose metrics against the dataset poses (scoring only).
+
+    The dataset depths are dropped from both (they are in the dataset's frame, not the recovered one); the test
+    views get the joint reconstruction's depth instead when it has one, so the evaluation mask is the
+    depth-consistency of the reconstruction's test depth with the train views' (as the reference), else the
+    splat of the initialisation's points."""
+    train_pf = replace(train, cameras=init.cameras.resized(train.width, train.height), depths=None)
     info: dict[str, Any] = {"train": pose_metrics(train_pf.cameras, train.cameras) if train.num_views >= 2 else None}
     if test.num_views:
-        cams, reg = initialiser.register(train, test)
-        test_pf = replace(test, cameras=cams.resized(test.width, test.height))
+        cams, depth, reg = initialiser.register(train, test)
+        test_pf = replace(test, cameras=cams.resized(test.width, test.height), depths=depth)
         info["registration"] = reg
         # registered test cameras against the dataset's, in the dataset frame via the train-view similarity
         both = Cameras(torch.cat([train_pf.cameras.K, test_pf.cameras.K]),

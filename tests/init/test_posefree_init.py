@@ -45,6 +45,7 @@ def test_tiny_random_dust3r_end_to_end(synth, tmp_path):
     tr, te, info = posefree_scenes(ini, pi, train, test)
     assert len(te.cameras) == 2 and info["registration"]["from"] == "points"
     assert torch.equal(tr.cameras.viewmats, pi.cameras.viewmats) and info["train"]["views"] == 3
+    assert tr.depths is None and te.depths.shape == (2, 48, 64)  # dataset depths dropped: another frame
     assert torch.allclose(te.cameras.K, pi.cameras.K[:1].expand(2, -1, -1))  # one camera: train intrinsics
     for graph in ("swin-1", "knn-1"):
         assert tiny_dust3r(tmp_path, graph=graph, steps=2)(train).meta["pairs"] == 4

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from feat2gs.data.synthetic import make_synthetic_scene
 from feat2gs.posefree.pairwise import pairwise_from_ground_truth
 

@@ -1,6 +1,5 @@
 """Global alignment without network weights: pairwise maps made from the synthetic scene's ground truth."""
 
-import math
 
 import pytest
 import torch
