@@ -52,7 +52,7 @@ def test_tiny_random_dust3r_end_to_end(synth, tmp_path):
 
 
 def test_pipeline_trains_on_recovered_cameras(tmp_path):
-    cfg = load_config(overrides=[f"init.name=dust3r", "scene.options={num_views: 5, width: 64, height: 48}",
+    cfg = load_config(overrides=["init.name=dust3r", "scene.options={num_views: 5, width: 64, height: 48}",
                                  "scene.long_side=64", "split.n_train=3", "split.n_test=2"])
     cfg.init.options = OmegaConf.create(dict(random_seed=0, arch_overrides=TINY, input_size=64, steps=10,
                                              cache_dir=str(tmp_path / "init")))
