@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 
@@ -67,7 +68,8 @@ def run_case(views: int, width: int, height: int, steps: int, warmup: int, devic
             "clean_s": round(clean_s, 3), "total_300_s": round(init_s + 300 * step_s + clean_s, 1),
             "extrapolated": not full, "rel_rot_deg_max": round(err["rel_rot_deg_max"], 4),
             "rel_trans_dir_deg_max": round(err["rel_trans_dir_deg_max"], 4), "focal_rel_err_max": round(f_err, 5),
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)}
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2),
+            "load_avg_1min": round(os.getloadavg()[0], 1)}
 
 
 def main() -> None:
@@ -99,16 +101,17 @@ def publish_rows(rows: list[dict], threads: int) -> None:
     from benchmarks.results_io import publish
 
     head = ("| views | pairs | maps | device | MST init s | s/step | cleaning s | 300 steps total s | "
-            "rel. rot. err ° | transl. dir. err ° | focal err | peak RSS GB |")
+            "rel. rot. err ° | transl. dir. err ° | focal err | peak RSS GB | load avg |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         total = f"{r['total_300_s']}" + (" (extrapolated)" if r["extrapolated"] else "")
         lines.append(f"| {r['views']} | {r['pairs']} | {r['map']} | {r['device']} | {r['init_s']} | {r['step_s']} | "
                      f"{r['clean_s']} | {total} | {r['rel_rot_deg_max']} | {r['rel_trans_dir_deg_max']} | "
-                     f"{100 * r['focal_rel_err_max']:.2f} % | {r['peak_rss_gb']} |")
+                     f"{100 * r['focal_rel_err_max']:.2f} % | {r['peak_rss_gb']} | {r['load_avg_1min']} |")
     md = ("\n".join(lines) + f"\n\nGlobal alignment of GT-generated pairwise maps (complete symmetrised graph, 0.5 % "
           f"noise, 5 % outliers) on {platform.machine()}, torch threads {threads}; errors after the steps run "
-          f"(`steps_run`). Produced by `python benchmarks/perf/global_alignment.py --publish`.")
+          f"(`steps_run`); the machine's 1-minute load average is given because it was shared (a load above the "
+          f"core count slows every timing). Produced by `python benchmarks/perf/global_alignment.py --publish`.")
     publish("global-alignment", md, rows)
 
 
