@@ -50,7 +50,8 @@ def main() -> None:
     res = run_sweep("Pose-free scenes", scenes, args.backbones.split(","), list(args.modes),
                     ["output.root=runs/benchmarks", f"init.name={args.init}", *args.overrides], preset="shared",
                     name="posefree_scenes")
-    rows = [{"scene": r["scene"]["scene"], "init": r["scene"]["init"], "poses": r.get("poses") or r["scene"].get("poses"),
+    rows = [{"scene": r["scene"]["scene"], "init": r["scene"]["init"],
+             "poses": r.get("poses") or r["scene"].get("poses"),
              **{k: r[k] for k in ("backbone", "mode", "nvs", "time_s")}} for r in res.rows]
     first = res.rows[0]["scene"]
     summary = (f"{table(rows)}\n\nPreset `shared` ({first['resolution'][0]} px long side, 3 train views, one Gaussian "

@@ -100,18 +100,20 @@ def publish_rows(rows: list[dict], threads: int) -> None:
 
     from benchmarks.results_io import publish
 
-    head = ("| views | pairs | maps | device | MST init s | s/step | cleaning s | 300 steps total s | "
+    head = ("| views | pairs | maps | device | MST init s | s/step | cleaning s | 300 steps total s | steps run | "
             "rel. rot. err ° | transl. dir. err ° | focal err | peak RSS GB | load avg |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         total = f"{r['total_300_s']}" + (" (extrapolated)" if r["extrapolated"] else "")
         lines.append(f"| {r['views']} | {r['pairs']} | {r['map']} | {r['device']} | {r['init_s']} | {r['step_s']} | "
-                     f"{r['clean_s']} | {total} | {r['rel_rot_deg_max']} | {r['rel_trans_dir_deg_max']} | "
-                     f"{100 * r['focal_rel_err_max']:.2f} % | {r['peak_rss_gb']} | {r['load_avg_1min']} |")
+                     f"{r['clean_s']} | {total} | {r['steps_run']} | {r['rel_rot_deg_max']} | "
+                     f"{r['rel_trans_dir_deg_max']} | {100 * r['focal_rel_err_max']:.2f} % | {r['peak_rss_gb']} | "
+                     f"{r.get('load_avg_1min', '–')} |")
     md = ("\n".join(lines) + f"\n\nGlobal alignment of GT-generated pairwise maps (complete symmetrised graph, 0.5 % "
-          f"noise, 5 % outliers) on {platform.machine()}, torch threads {threads}; errors after the steps run "
-          f"(`steps_run`); the machine's 1-minute load average is given because it was shared (a load above the "
-          f"core count slows every timing). Produced by `python benchmarks/perf/global_alignment.py --publish`.")
+          f"noise, 5 % outliers) on {platform.machine()}, torch threads {threads}; pose and focal errors (max over "
+          f"pairs / views) after the steps run (on CPU a few: mostly the MST initialisation's errors); the "
+          f"machine's 1-minute load average is given because it was shared (a load above the core count slows "
+          f"every timing). Produced by `python benchmarks/perf/global_alignment.py --publish`.")
     publish("global-alignment", md, rows)
 
 

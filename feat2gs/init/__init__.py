@@ -36,5 +36,5 @@ def build_initialiser(name: str, **options: Any) -> Initialiser:
     return factory(**options)
 
 
-__all__ = ["INITIALISERS", "Initialiser", "PointInit", "DatasetInit", "MVSInit", "MoGeInit", "Dust3RInit", "MASt3RInit", "ColmapInit",
-           "build_initialiser"]
+__all__ = ["INITIALISERS", "Initialiser", "PointInit", "DatasetInit", "MVSInit", "MoGeInit", "Dust3RInit",
+           "MASt3RInit", "ColmapInit", "build_initialiser"]

@@ -93,7 +93,8 @@ def run_colmap(images: torch.Tensor, names: list[str], workdir: str, max_num_fea
     pts = np.array([p.xyz for p in rec.points3D.values()]).reshape(-1, 3)
     cams = Cameras(torch.from_numpy(K).float(), torch.from_numpy(vm).float(), W, H)
     info = {"registered": V, "points": int(pts.shape[0]), "seconds": time.perf_counter() - t0,
-            "focal_px": [float(f) for f in K[:, 0, 0]], "mean_reprojection_error": float(rec.compute_mean_reprojection_error())}
+            "focal_px": [float(f) for f in K[:, 0, 0]],
+            "mean_reprojection_error": float(rec.compute_mean_reprojection_error())}
     return cams, torch.from_numpy(pts).float(), info
 
 

@@ -54,7 +54,8 @@ class Reconstruction:
         return self.cameras.unproject(self.depth)
 
     def to_state(self) -> dict:
-        return {"K": self.cameras.K, "viewmats": self.cameras.viewmats, "size": [self.cameras.width, self.cameras.height],
+        return {"K": self.cameras.K, "viewmats": self.cameras.viewmats,
+                "size": [self.cameras.width, self.cameras.height],
                 "depth": self.depth, "valid": self.valid, "confidence": self.confidence,
                 "sparse_points": self.sparse_points, "meta": json.dumps(self.meta), "version": CACHE_VERSION}
 
