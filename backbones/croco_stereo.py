@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from feat2gs.errors import InputError
+from feat2gs.errors import InputError, WeightsNotFoundError
 
 from .checkpoint import compare_state, read_checkpoint
 from .croco import (DUST3R_WEIGHTS, MAST3R_WEIGHTS, CroCoConfig, CroCoEncoder, DecoderBlock, RoPE2D,
@@ -353,6 +353,17 @@ def load_stereo_state(model: StereoModel, state: dict[str, torch.Tensor], source
     return model
 
 
+def stereo_weights_path(name: str, weights: Optional[Union[str, Path]] = None) -> Path:
+    """The checkpoint of ``name``: ``weights`` (file or folder) or the Hugging Face cache; the error for missing
+    weights names the initialiser option (``init.options.weights``)."""
+    spec = STEREO_MODELS[name][1]
+    try:
+        return resolve_weights(spec, None if weights is None else str(weights))
+    except WeightsNotFoundError as e:
+        raise WeightsNotFoundError(e.model, e.how_to_get.replace("backbone.weights=PATH", "init.options.weights=PATH")
+                                   ) from None
+
+
 def build_stereo_model(name: str = "dust3r", weights: Optional[Union[str, Path]] = None,
                        arch_overrides: Optional[dict] = None, random_seed: Optional[int] = None,
                        device: str = "cpu") -> StereoModel:
@@ -370,7 +381,7 @@ def build_stereo_model(name: str = "dust3r", weights: Optional[Union[str, Path]]
     if random_seed is not None:
         model = StereoModel(cfg).init_weights(random_seed)
     else:
-        path = resolve_weights(spec, None if weights is None else str(weights))  # before building the model
+        path = stereo_weights_path(name, weights)  # before building the model
         state = read_checkpoint(path)
         with torch.device("meta"):
             model = StereoModel(cfg)

@@ -83,11 +83,10 @@ class Dust3RInit(PoseFreeInitialiser):
     def _weights_id(self):
         if self.random_seed is not None:
             return {"random_seed": int(self.random_seed)}
-        from backbones.croco_stereo import STEREO_MODELS
-        from backbones.weights import file_fingerprint, resolve_weights
+        from backbones.croco_stereo import stereo_weights_path
+        from backbones.weights import file_fingerprint
 
-        spec = STEREO_MODELS[self.model_name][1]
-        fp = file_fingerprint(resolve_weights(spec, None if self.weights is None else str(self.weights)))
+        fp = file_fingerprint(stereo_weights_path(self.model_name, self.weights))
         return {"path": fp["path"], "size": fp["size"]} if fp else None
 
     def cache_options(self) -> dict:

@@ -128,7 +128,7 @@ def test_strict_loading_aliases_missing_decoder2_and_errors(tmp_path):
 def test_missing_weights_name_the_fetch_command(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(WeightsNotFoundError, match="feat2gs weights fetch dust3r"):
+    with pytest.raises(WeightsNotFoundError, match="feat2gs weights fetch dust3r.*init.options.weights=PATH"):
         build_stereo_model("dust3r")
 
 
