@@ -22,7 +22,7 @@ class PointInit:
 
     points (V, H, W, 3) world coordinates; valid (V, H, W) bool; colors (V, H, W, 3) in [0, 1];
     depth (V, H, W) z-depth in each view (0 where invalid); cameras: the train cameras (same frame);
-    confidence (V, H, W) per-pixel confidence of the method, when it has one (DUSt3R/MASt3R), else None.
+    confidence (V, H, W) in [0, 1], when the method has one (DUSt3R/MASt3R: 1 - 1/conf), else None.
     Pose-free initialisers (``pose_free = True``) return the cameras they recovered.
     """
 

@@ -120,6 +120,10 @@ class Dust3RInit(PoseFreeInitialiser):
             valid_hr &= masks.bool()
         return Reconstruction(cams, depth * valid_hr, valid_hr, conf, None, meta)
 
+    def unit_confidence(self, rec: Reconstruction):
+        """DUSt3R's confidence c = 1 + exp(x) >= 1 mapped to [0, 1) by 1 - 1/c (monotone; 0 where invalid)."""
+        return (1 - 1 / rec.confidence.clamp_min(1.0)) * rec.valid
+
     def register_points(self, joint: Reconstruction, ref: Reconstruction, n_train: int):
         both = joint.valid[:n_train] & ref.valid
         if int(both.sum()) < 3:

@@ -137,8 +137,15 @@ class PoseFreeInitialiser(Initialiser):
         rec = self.reconstruct(train.images, list(train.image_names), train.masks)
         posed = replace(train, cameras=rec.cameras)
         init = point_init_from_depth(posed, rec.depth, rec.valid, self.name, meta=dict(rec.meta))
-        init.confidence = rec.confidence  # per-pixel confidence (None for methods without one)
+        init.confidence = self.unit_confidence(rec)
         return init
+
+    def unit_confidence(self, rec: Reconstruction) -> Optional[torch.Tensor]:
+        """The per-pixel confidence in [0, 1] for ``PointInit`` (0 where invalid); the reconstruction keeps the
+        method's own scale (DUSt3R's conf >= 1, used to weight the registration)."""
+        if rec.confidence is None:
+            return None
+        return rec.confidence.clamp(0, 1) * rec.valid
 
     def register_points(self, joint: Reconstruction, ref: Reconstruction, n_train: int):
         """(src, dst, weights) correspondences between the joint run's train views and the train-only run, or

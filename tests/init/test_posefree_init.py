@@ -34,7 +34,8 @@ def test_tiny_random_dust3r_end_to_end(synth, tmp_path):
     ini = tiny_dust3r(tmp_path)
     pi = ini(train)
     assert pi.points.shape == (3, 48, 64, 3) and pi.confidence.shape == (3, 48, 64)
-    assert (pi.confidence >= 1).all() and pi.valid.any()
+    assert ((pi.confidence >= 0) & (pi.confidence <= 1)).all() and pi.valid.any()
+    assert (pi.confidence[~pi.valid] == 0).all() and (pi.confidence[pi.valid] > 0).any()
     assert pi.meta["pairs"] == 6 and pi.meta["cache"]["hit"] is False
     assert not torch.allclose(pi.cameras.viewmats, synth.cameras.subset([0, 2, 4]).viewmats)  # not the dataset's
     f = pi.cameras.K[:, 0, 0]
