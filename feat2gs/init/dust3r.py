@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..posefree.alignment import AlignmentOptions, global_alignment
 from ..posefree.graph import make_pairs, parse_graph
-from ..posefree.pairwise import pairwise_inference
+from ..posefree.pairwise import PairwisePrediction, pairwise_inference
 from ..posefree.reconstruction import PoseFreeInitialiser, Reconstruction
 from ..scene import working_size
 from .base import INITIALISERS
@@ -95,19 +95,13 @@ class Dust3RInit(PoseFreeInitialiser):
                 "min_conf": self.min_conf}
 
     def _reconstruct(self, images: torch.Tensor, names: list[str], masks, dense: bool = True) -> Reconstruction:
-        V, _, H, W = images.shape
+        H, W = images.shape[-2:]
         p = 16 if "patch_size" not in self.arch_overrides else int(self.arch_overrides["patch_size"])
         w, h = working_size(W, H, self.input_size, p)
         x = F.interpolate(images, size=(h, w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-        model = self.model()
-        dev = self._device()
-        descriptors = None
-        if self.graph.startswith("knn"):
-            with torch.no_grad():
-                descriptors = model.encode(x.to(dev)).tokens.mean(1).cpu()
-        pairs = make_pairs(V, self.graph, descriptors=descriptors)
-        pred = pairwise_inference(_OnDevice(model, dev), x, pairs, self.batch_size)
-        res = global_alignment(pred, self.align, device=dev)
+        pred = self.predict_pairs(x, names)
+        pairs = pred.pairs
+        res = global_alignment(pred, self.align, device=self._device())
         valid = res.valid & (res.confidence >= self.min_conf)
         cams = res.cameras.resized(W, H)
         depth = _nearest(res.depth * valid, H, W)
@@ -119,6 +113,17 @@ class Dust3RInit(PoseFreeInitialiser):
         if masks is not None:
             valid_hr &= masks.bool()
         return Reconstruction(cams, depth * valid_hr, valid_hr, conf, None, meta)
+
+    def predict_pairs(self, x: torch.Tensor, names: list[str]) -> PairwisePrediction:
+        """The network's pairwise point maps of images ``x`` (V, 3, h, w) at the network input size over the
+        scene graph."""
+        model, dev = self.model(), self._device()
+        descriptors = None
+        if self.graph.startswith("knn"):
+            with torch.no_grad():
+                descriptors = model.encode(x.to(dev)).tokens.mean(1).cpu()
+        pairs = make_pairs(x.shape[0], self.graph, descriptors=descriptors)
+        return pairwise_inference(_OnDevice(model, dev), x, pairs, self.batch_size)
 
     def unit_confidence(self, rec: Reconstruction):
         """DUSt3R's confidence c = 1 + exp(x) >= 1 mapped to [0, 1) by 1 - 1/c (monotone; 0 where invalid)."""
