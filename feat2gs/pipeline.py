@@ -35,6 +35,7 @@ from .init.base import PointInit
 from .io.images import write_image
 from .io.ply import write_gaussians_ply
 from .metrics.points import point_metrics
+from .posefree.reconstruction import posefree_scenes
 from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
 from .run_warnings import loss_warnings, protocol_warnings, score_warnings
@@ -108,9 +109,12 @@ def split_from_config(cfg: DictConfig, scene: Union[Scene, SceneCatalogue]) -> S
                        test_indices=None if s.test_indices is None else list(s.test_indices))
 
 
-def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene) -> tuple[PointInit, EvalMask, bool]:
+def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene, test: Scene
+                 ) -> tuple[PointInit, EvalMask, bool, Optional[tuple[Cameras, dict]]]:
     """The initialisation of the train views and the evaluation mask, through the on-disk scene-stage cache.
-    ``split`` indexes ``scene`` (which holds just the split's views)."""
+    ``split`` indexes ``scene`` (which holds just the split's views, train then test). For a pose-free
+    initialiser also the recovered train + registered test cameras and the pose metrics (else None); its
+    evaluation mask is computed with those cameras."""
     init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
     ev = cfg.eval
     mask_opts = {"method": str(OmegaConf.select(cfg, "eval.mask", default="auto")),
@@ -123,19 +127,34 @@ def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene) -> t
     enabled = bool(OmegaConf.select(cfg, "cache.scenes", default=True))
 
     def compute() -> dict:
-        init = build_initialiser(str(cfg.init.name), **init_opts)(train)
-        em = compute_eval_mask(scene, split, **mask_opts)
-        return {"points": init.points, "valid": init.valid, "colors": init.colors, "depth": init.depth,
+        initialiser = build_initialiser(str(cfg.init.name), **init_opts)
+        init = initialiser(train)
+        out: dict[str, Any] = {}
+        mask_scene = scene
+        if getattr(initialiser, "pose_free", False):
+            train_pf, test_pf, poses = posefree_scenes(initialiser, init, train, test)
+            cams = Cameras(torch.cat([train_pf.cameras.K, test_pf.cameras.K]),
+                           torch.cat([train_pf.cameras.viewmats, test_pf.cameras.viewmats]), scene.width, scene.height)
+            mask_scene = replace(scene, cameras=cams, depths=None)  # the mask from the recovered geometry
+            out.update(cams_K=cams.K, cams_viewmats=cams.viewmats, poses_json=json.dumps(poses, default=str))
+        em = compute_eval_mask(mask_scene, split, **mask_opts)
+        return {**out, "points": init.points, "valid": init.valid, "colors": init.colors, "depth": init.depth,
                 "confidence": init.confidence, "method": init.method,
                 "meta_json": json.dumps(init.meta, default=str),
                 "mask": em.masks, "mask_method": em.method, "mask_meta_json": json.dumps(em.meta, default=str)}
 
     v, hit = SceneStageCache(OmegaConf.select(cfg, "cache.dir_scenes"), enabled).get_or_compute(key, compute)
+    posefree = None
+    train_cams = train.cameras
+    if "cams_K" in v:
+        n = len(train.cameras)
+        posefree = (Cameras(v["cams_K"], v["cams_viewmats"], scene.width, scene.height), json.loads(v["poses_json"]))
+        train_cams = Cameras(v["cams_K"][:n], v["cams_viewmats"][:n], train.width, train.height)
     init = PointInit(points=v["points"], valid=v["valid"], colors=v["colors"], depth=v["depth"],
-                     cameras=train.cameras, method=v["method"], meta=json.loads(v["meta_json"]),
+                     cameras=train_cams, method=v["method"], meta=json.loads(v["meta_json"]),
                      confidence=v["confidence"])
     em = EvalMask(v["mask"], v["mask_method"], json.loads(v["mask_meta_json"]))
-    return init, em, hit
+    return init, em, hit, posefree
 
 
 def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Scene]] = None) -> PreparedScene:
@@ -152,18 +171,25 @@ def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Sce
     train, test = scene.subset(range(n_train)), scene.subset(range(n_train, len(used)))
     local = Split(tuple(range(n_train)), tuple(range(n_train, len(used))), split.rule)
     block = int(cfg.init.block)
-    full_init, em, hit = _scene_stage(cfg, scene, local, train)
+    full_init, em, hit, posefree = _scene_stage(cfg, scene, local, train, test)
+    gt_train = train  # GT depth lives in the (normalised) dataset frame
+    poses = None
+    if posefree is not None:  # recovered train cameras, registered test cameras; dataset poses only score them
+        cams, poses = posefree
+        n = len(train.cameras)
+        train = replace(train, cameras=Cameras(cams.K[:n], cams.viewmats[:n], train.width, train.height), depths=None)
+        test = replace(test, cameras=Cameras(cams.K[n:], cams.viewmats[n:], test.width, test.height), depths=None)
     init = full_init.pooled(block)
     pts, cols = init.points[init.valid], init.colors[init.valid]
     init_gaussians = Gaussians.from_points(pts, cols, knn_log_scales(pts), opacity=float(cfg.probe.init_opacity),
                                            sh_degree=int(cfg.probe.sh_degree))
     gt = None
     init_error = None
-    if train.depths is not None:
-        gt_full = build_initialiser("dataset", fill=False)(train)
+    if gt_train.depths is not None:  # geometry metrics align the Gaussians to these by sim(3)
+        gt_full = build_initialiser("dataset", fill=False)(gt_train)
         gt = gt_full.pooled(block)
         ok = gt_full.valid & full_init.valid
-        if ok.any():
+        if ok.any() and posefree is None:  # depths of a recovered frame are not comparable
             rel = ((full_init.depth - gt_full.depth).abs() / gt_full.depth.clamp_min(1e-12))[ok]
             init_error = {"median_rel_depth_error": float(rel.median()),
                           "mean_rel_depth_error": float(rel.mean()),
@@ -187,7 +213,8 @@ def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Sce
                           "per_view": em.per_view, "meta": em.meta},
             "eval_coverage": em.coverage, "eval_mask_sha256": em.sha256,
             "test_valid_fraction": em.coverage, "scene_stage_cached": hit,
-            "scene_stage_seconds": time.perf_counter() - t0, "load_warnings": list(catalogue.warnings)}
+            "scene_stage_seconds": time.perf_counter() - t0, "load_warnings": list(catalogue.warnings),
+            "poses": poses}
     return PreparedScene(scene, split, train, test, init, init_gaussians, em.masks, extent, gt, info, frame)
 
 
@@ -284,7 +311,7 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         metrics = {
             "summary": summary, "warnings": warnings,
             "scene": prep.info, "features": feats.info, "renderer": renderer.name,
-            "mode": str(cfg.probe.mode), "backbone": str(cfg.backbone.name),
+            "mode": str(cfg.probe.mode), "backbone": str(cfg.backbone.name), "poses": prep.info.get("poses"),
             "nvs": ev.summary, "views": [v.as_dict() for v in ev.views],
             "geometry": geometry,
             "train": {"final_photo_loss": (result.history["photo_loss"] or [None])[-1],
