@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 from .errors import Feat2GSError
 
 #: modules of ``feat2gs.commands`` whose ``register(subparsers)`` adds their sub-commands
-COMMAND_MODULES = ("probe", "backbones", "moge")
+COMMAND_MODULES = ("probe", "backbones", "moge", "sweep", "store", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

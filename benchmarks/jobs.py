@@ -1,0 +1,134 @@
+"""One sweep job, as any executor runs it: build the config, prepare the scene through the on-disk cache,
+``feat2gs.pipeline.run_probe``, write ``job.json`` last, and return the run's :class:`RunRecord` read back
+from its folder. Never raises for a failing run: the error comes back in a ``failed`` record.
+
+Jobs are plain picklable dataclasses (no tensors, no open files), so a worker process or a Ray task can run
+any of them; everything they share (prepared scenes, features) goes through the caches on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .records import FAILED, JOB_FILE, RunIdentity, RunRecord, RunResult, record_from_run_dir
+
+
+@dataclass(frozen=True)
+class Job:
+    identity: RunIdentity
+    overrides: tuple[str, ...]
+    preset: Optional[str]
+    run_dir: str  # absolute folder of this run (removed first if a crashed attempt left it)
+    suite: str
+    progress_dir: Optional[str] = None  # where the job writes its current stage (<run_id>.stage)
+
+    @property
+    def run_id(self) -> str:
+        return self.identity.run_id
+
+
+def write_stage(job: Job, stage: str) -> None:
+    if not job.progress_dir:
+        return
+    p = Path(job.progress_dir) / f"{job.run_id}.stage"
+    try:
+        tmp = p.with_name(p.name + f".{os.getpid()}.tmp")
+        tmp.write_text(stage)
+        os.replace(tmp, p)
+    except OSError:
+        pass
+
+
+def read_stage(progress_dir: Path, run_id: str) -> Optional[str]:
+    try:
+        return (Path(progress_dir) / f"{run_id}.stage").read_text()
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------- peak memory
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux ``/proc/self/clear_refs`` 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (1024.0 * 1024.0) if sys.platform == "darwin" else kb / 1024.0
+
+
+def device_label(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+# ------------------------------------------------------------------------------------------------ run
+def execute(job: Job) -> RunRecord:
+    """Run one job to completion or failure; the returned record is what the sweep stores."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from feat2gs.config import load_config
+    from feat2gs.pipeline import resolve_device, run_probe
+    from feat2gs.run import write_json
+
+    from .prep_cache import cached_prepare_scene
+
+    run_dir = Path(job.run_dir)
+    t0 = time.perf_counter()
+    try:
+        write_stage(job, "scene")
+        if run_dir.exists():  # a crashed attempt's leftovers: never counted, start afresh
+            shutil.rmtree(run_dir)
+        _reset_peak_rss()
+        cfg = load_config(job.overrides, preset=job.preset)
+        OmegaConf.update(cfg, "output.root", str(run_dir.parent))
+        OmegaConf.update(cfg, "output.name", run_dir.name)
+        device = resolve_device(str(cfg.device))
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        prep, _hit = cached_prepare_scene(cfg)
+        write_stage(job, "probe")
+        run = run_probe(cfg, prep=prep, run_name=run_dir.name)
+        if run.path.resolve() != run_dir.resolve():
+            raise RuntimeError(f"run folder {run.path} is not the planned {run_dir}")
+        write_stage(job, "record")
+        info = {"run_id": job.run_id, "suite": job.suite, "preset": job.preset, "dataset": job.identity.dataset,
+                "wall_s": time.perf_counter() - t0, "peak_mem_mb": _peak_rss_mb(),
+                "peak_gpu_mem_mb": (torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda")
+                                    else None),
+                "device": device_label(device), "pid": os.getpid()}
+        write_json(run_dir / JOB_FILE, info)  # last: the folder is complete once this exists
+        rec = record_from_run_dir(run_dir, preset=job.preset, dataset=job.identity.dataset, require_job=True)
+        if rec.run_id != job.run_id:
+            raise RuntimeError(f"the run folder's identity {rec.run_id} differs from the planned {job.run_id}")
+        return rec
+    except Exception as e:
+        err = "".join(traceback.format_exception_only(type(e), e)).strip()
+        res = RunResult(status=FAILED, error=err, suite=job.suite, wall_s=time.perf_counter() - t0,
+                        run_dir=str(run_dir) if run_dir.exists() else None)
+        return RunRecord(job.identity, res)
+    finally:
+        write_stage(job, "done")
