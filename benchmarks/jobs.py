@@ -29,6 +29,7 @@ class Job:
     run_dir: str  # absolute folder of this run (removed first if a crashed attempt left it)
     suite: str
     progress_dir: Optional[str] = None  # where the job writes its current stage (<run_id>.stage)
+    threads: Optional[int] = None  # torch CPU threads (set by the executor; the same for every executor)
 
     @property
     def run_id(self) -> str:
@@ -76,6 +77,11 @@ def _peak_rss_mb() -> float:
     return kb / (1024.0 * 1024.0) if sys.platform == "darwin" else kb / 1024.0
 
 
+def threads_per_job(jobs: int) -> int:
+    """CPU threads of each of ``jobs`` concurrent jobs: the machine's cores divided between them."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
 def device_label(device: str) -> str:
     import torch
 
@@ -103,6 +109,8 @@ def execute(job: Job) -> RunRecord:
         if run_dir.exists():  # a crashed attempt's leftovers: never counted, start afresh
             shutil.rmtree(run_dir)
         _reset_peak_rss()
+        if job.threads:
+            torch.set_num_threads(job.threads)
         cfg = load_config(job.overrides, preset=job.preset)
         OmegaConf.update(cfg, "output.root", str(run_dir.parent))
         OmegaConf.update(cfg, "output.name", run_dir.name)

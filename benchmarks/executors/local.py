@@ -8,6 +8,7 @@ orphan writing run folders.
 
 from __future__ import annotations
 
+import dataclasses
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
@@ -15,7 +16,7 @@ import signal
 from concurrent.futures.process import BrokenProcessPool
 from typing import Optional, Sequence
 
-from ..jobs import Job, execute
+from ..jobs import Job, execute, threads_per_job
 from ..records import FAILED, RunRecord, RunResult
 from . import Executor
 
@@ -69,9 +70,10 @@ class LocalExecutor(Executor):
             queue = ctx.Queue()
             for i in range(self.jobs):
                 queue.put(self._gpus[i % len(self._gpus)])
-        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        threads = threads_per_job(self.jobs)
         self._pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, initializer=_init_worker,
                                             initargs=(queue, threads))
+        jobs = [dataclasses.replace(j, threads=threads) for j in jobs]
         self._futures = {self._pool.submit(execute, job): job for job in jobs}
 
     def poll(self, timeout: float) -> list[RunRecord]:

@@ -1,5 +1,5 @@
-"""``ray``: every job as a Ray task (``num_cpus`` per task from the machine's cores / ``--jobs``; one GPU
-per task when the cluster has GPUs).
+"""``ray``: every job as a Ray task (``num_cpus`` per task: this machine's cores / ``--jobs``, which is also
+its torch thread count, as with ``local``; one GPU per task when the cluster has GPUs).
 
 Without ``RAY_ADDRESS`` a local Ray instance is started in this process (``--jobs`` CPUs, no dashboard) and
 shut down at the end; with it, tasks go to that cluster, whose nodes must see the same file system (run
@@ -9,11 +9,12 @@ sweep.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..jobs import Job, execute
+from ..jobs import Job, execute, threads_per_job
 from ..records import FAILED, RunRecord, RunResult
 from . import Executor
 
@@ -45,14 +46,15 @@ class RayExecutor(Executor):
                    "TQDM_DISABLE": "1"}
             kwargs = dict(runtime_env={"env_vars": env}, log_to_driver=False, configure_logging=False)
             if not os.environ.get("RAY_ADDRESS"):
-                kwargs.update(num_cpus=self.jobs, include_dashboard=False)
+                kwargs.update(num_cpus=os.cpu_count() or 1, include_dashboard=False)
             ray.init(**kwargs)
             self._started_ray = True
         resources = ray.cluster_resources()
         gpus = 1 if resources.get("GPU", 0) >= 1 else 0
-        cpus = max(1, int(resources.get("CPU", 1)) // self.jobs) if not gpus else 1
-        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_run)
-        self._refs = {task.remote(job): job for job in jobs}
+        threads = threads_per_job(self.jobs)  # as the local executor, so both compute the same numbers
+        task = ray.remote(num_cpus=min(threads, max(1, int(resources.get("CPU", 1)))), num_gpus=gpus,
+                          max_retries=0)(_run)
+        self._refs = {task.remote(dataclasses.replace(job, threads=threads)): job for job in jobs}
 
     def poll(self, timeout: float) -> list[RunRecord]:
         import ray
