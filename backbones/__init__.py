@@ -4,7 +4,7 @@ Importing this package registers every family. ``build_backbone("random-<name>")
 with fixed-seed random weights.
 """
 
-from . import (clip, croco, dino, dinov2, dinov3, iuvrgb, mae, midas, moge, radio, sam, sd,  # noqa: F401
+from . import (clip, croco, dino, dinov2, dinov3, iuvrgb, mae, midas, moge, noise, radio, sam, sd,  # noqa: F401
                vggt, vit)  # registration side effects; each library is imported only when a model is built
 from .base import Backbone, FeatureMap
 from .registry import (BACKBONES, BackboneInfo, BackboneOptions, backbone_info, backbone_names,
