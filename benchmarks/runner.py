@@ -84,14 +84,16 @@ class Progress:
                 f", ETA {eta_s}")
 
     def _render(self):
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
-        t = Table(title=self.headline(), title_justify="left", show_edge=False)
+        t = Table(show_edge=False)
         t.add_column("run in flight")
         t.add_column("stage")
         for label, stage in list(self.stages.values())[:12]:
             t.add_row(label, stage)
-        return t
+        return Group(Text(self.headline(), style="bold"), t) if self.stages else Text(self.headline(), style="bold")
 
     def refresh(self) -> None:
         if self._live is not None:
