@@ -334,7 +334,10 @@ def record_from_run_dir(run_dir: Path, preset: Optional[str] = None, dataset: Op
         if miss:
             result.status = FAILED
             result.error = f"incomplete run folder: missing {', '.join(miss)}"
-    elif result.status not in STATUSES:
+    elif result.status == RUNNING:  # a folder is indexed only once its run has ended
+        result.status = FAILED
+        result.error = "incomplete run folder: meta.json still says running (interrupted, or still running)"
+    elif result.status != FAILED:
         result.status = FAILED
         result.error = result.error or f"unknown status {meta.get('status')!r} in meta.json"
     views = views_from_metrics(metrics) if result.status == COMPLETE else []

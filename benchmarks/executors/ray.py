@@ -1,5 +1,6 @@
 """``ray``: every job as a Ray task (``num_cpus`` per task: this machine's cores / ``--jobs``, which is also
-its torch thread count, as with ``local``; one GPU per task when the cluster has GPUs).
+its torch thread count, as with ``local``; one GPU per task when the cluster has GPUs, and by default as many
+tasks at a time as GPUs).
 
 Without ``RAY_ADDRESS`` a local Ray instance is started in this process (``--jobs`` CPUs, no dashboard) and
 shut down at the end; with it, tasks go to that cluster, whose nodes must see the same file system (run
@@ -31,6 +32,7 @@ class RayExecutor(Executor):
 
     def __init__(self, jobs: Optional[int] = None):
         super().__init__(jobs or 1)
+        self._requested = jobs
         self._refs: dict = {}
         self._started_ray = False
 
@@ -46,13 +48,15 @@ class RayExecutor(Executor):
                    "TQDM_DISABLE": "1"}
             kwargs = dict(runtime_env={"env_vars": env}, log_to_driver=False, configure_logging=False)
             if not os.environ.get("RAY_ADDRESS"):
-                kwargs.update(num_cpus=os.cpu_count() or 1, include_dashboard=False)
+                # "local": a new instance of our own, never a cluster some other process left running
+                kwargs.update(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False)
             ray.init(**kwargs)
             self._started_ray = True
         resources = ray.cluster_resources()
-        gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+        n_gpus = int(resources.get("GPU", 0))
+        self.jobs = self._requested or max(1, n_gpus)  # default: one task per GPU, else one at a time
         threads = threads_per_job(self.jobs)  # as the local executor, so both compute the same numbers
-        task = ray.remote(num_cpus=min(threads, max(1, int(resources.get("CPU", 1)))), num_gpus=gpus,
+        task = ray.remote(num_cpus=min(threads, max(1, int(resources.get("CPU", 1)))), num_gpus=1 if n_gpus else 0,
                           max_retries=0)(_run)
         self._refs = {task.remote(dataclasses.replace(job, threads=threads)): job for job in jobs}
 
