@@ -167,4 +167,11 @@ def build_report(records: Sequence[RunRecord], metric: str = "psnr", n_boot: int
              "'tie' when the 95 % CI of the difference contains 0.",
              "Controls (iuvrgb: pixels and coordinates, no network; noise: i.i.d. codes; random-<net>: the "
              "network with random weights) are marked and drawn as reference lines."]
+    others = [r for r in records if r.status != "complete"]
+    if others:
+        by = {}
+        for r in others:
+            by[r.status] = by.get(r.status, 0) + 1
+        notes.append(f"Not counted: {', '.join(f'{v} {k}' for k, v in sorted(by.items()))} run(s) "
+                     f"(`feat2gs store show` lists them with their errors).")
     return Report(title, metric, n_boot, len(recs), sections, profile, correlations, scatter, compute, notes)

@@ -11,7 +11,7 @@ def cmd_report(args) -> int:
     from benchmarks.store import ResultStore
 
     with ResultStore(args.store, create=False) as store:
-        records = store.records()
+        records = store.records(status=None)  # failed / running ones are counted, not ranked
     out = write_report(records, Path(args.out), metric=args.metric, n_boot=args.bootstrap, seed=args.seed,
                        title=args.title or f"feat2gs leaderboard ({Path(args.store).name})")
     for p in out:

@@ -63,6 +63,7 @@ def test_report_command_writes_markdown_latex_html(tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Geometry mode (G)" in md and "| 1 | a |" in md and "iuvrgb (control)" in md
     assert re.search(r"\| b \| .*tie", md) and "Kendall τ" in md and "Pearson" in md
+    assert "Not counted: 1 failed run(s)" in md
     tex = (tmp_path / "rep" / "report.tex").read_text()
     assert tex.startswith("\\documentclass") and tex.count("\\begin{tabular}") >= 8 and "\\end{document}" in tex
     assert "_" not in re.sub(r"\\_|\\includegraphics\[[^\]]*\]\{[^}]*\}", "", tex.split("\\begin{document}")[1])
