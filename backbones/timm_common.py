@@ -9,6 +9,7 @@ with no key conversion.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
@@ -83,12 +84,16 @@ class TimmBackbone(TokenBackbone):
     is chosen by ``pick_variant``. ``final_norm`` applies the model's own final norm to every selected block.
     Pretrained weights load strictly (``checkpoint.load_strict``, errors name the file); ``ignore_keys`` are
     checkpoint key prefixes of parts that are deliberately not built (e.g. a classifier head).
+    ``pos_embed_antialias``: timm resizes the position embedding to the token grid with antialiased bicubic
+    (True, timm's behaviour); False uses plain bicubic, as Hugging Face's and the official DINOv2 code do
+    (it matters when the grid shrinks: at 224 px, 37x37 -> 16x16, the two differ by ~4% of the token scale).
     """
 
     variants: Mapping[str, Variant] = {}
     timm_kwargs: Mapping[str, Any] = {}
     final_norm: bool = False
     ignore_keys: tuple[str, ...] = ()
+    pos_embed_antialias: bool = True
 
     def __init__(self, opts: BackboneOptions, info: BackboneInfo):
         self.variant_key, self.variant = pick_variant(self.variants, opts, info)
@@ -105,6 +110,26 @@ class TimmBackbone(TokenBackbone):
         return model
 
     def forward_layers(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
-        outs = self.model.forward_intermediates(x, indices=sorted(set(layers)), norm=self.final_norm,
-                                                stop_early=True, intermediates_only=True, output_fmt="NCHW")
+        with pos_embed_resampling(antialias=self.pos_embed_antialias):
+            outs = self.model.forward_intermediates(x, indices=sorted(set(layers)), norm=self.final_norm,
+                                                    stop_early=True, intermediates_only=True, output_fmt="NCHW")
         return in_requested_order(layers, outs)
+
+
+@contextlib.contextmanager
+def pos_embed_resampling(antialias: bool):
+    """Within the block, timm's ViT resizes its position embedding with ``antialias`` (timm itself always
+    antialiases; its ``resample_abs_pos_embed`` takes the flag, its ViT does not pass it)."""
+    if antialias:
+        yield
+        return
+    import functools
+
+    import timm.models.vision_transformer as tvt
+
+    original = tvt.resample_abs_pos_embed
+    tvt.resample_abs_pos_embed = functools.partial(original, antialias=False)
+    try:
+        yield
+    finally:
+        tvt.resample_abs_pos_embed = original

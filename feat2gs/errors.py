@@ -36,3 +36,7 @@ class WeightsNotFoundError(Feat2GSError, FileNotFoundError):
     def __init__(self, model: str, how_to_get: str):
         self.model, self.how_to_get = model, how_to_get
         super().__init__(f"weights for {model} not found. {how_to_get}")
+
+
+class WeightsFetchError(Feat2GSError, RuntimeError):
+    """``feat2gs weights fetch`` could not get or verify a weights source (offline, hash mismatch, ...)."""

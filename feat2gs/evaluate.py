@@ -51,18 +51,30 @@ def refine_test_pose(renderer: Renderer, gaussians: Gaussians, K: torch.Tensor, 
     return PoseRefinement(best_vm, first, best, best_step)
 
 
+VIEW_FIELDS = ("name", "psnr", "ssim", "lpips", "mean_color_psnr", "valid_fraction", "psnr_full", "ssim_full",
+               "psnr_no_pose_refine", "mean_color_psnr_full")
+SUMMARY_FIELDS = VIEW_FIELDS[1:]
+
+
 @dataclass
 class ViewScore:
+    """Scores of one test view: masked (over the evaluation mask) and full-image, after test-pose refinement,
+    and the masked PSNR at the dataset pose before refinement."""
+
     name: str
     psnr: float
     ssim: float
     lpips: Optional[float]
     mean_color_psnr: float
     valid_fraction: float
+    psnr_full: float = float("nan")
+    ssim_full: float = float("nan")
+    psnr_no_pose_refine: float = float("nan")
+    mean_color_psnr_full: float = float("nan")
     pose: Optional[PoseRefinement] = None
 
     def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("name", "psnr", "ssim", "lpips", "mean_color_psnr", "valid_fraction")}
+        d = {k: getattr(self, k) for k in VIEW_FIELDS}
         if self.pose is not None:
             d.update(pose_loss_initial=self.pose.loss_initial, pose_loss_best=self.pose.loss_best,
                      pose_best_step=self.pose.best_step)
@@ -96,6 +108,9 @@ def evaluate_views(renderer: Renderer, gaussians: Gaussians, test: Scene, masks:
     for i in range(test.num_views):
         image, mask = test.images[i].to(device), masks[i].to(device)
         vm = test.cameras.viewmats[i].to(device)
+        with torch.no_grad():
+            before = renderer.render(gaussians.detach(), K_all[i:i + 1], vm[None], test.width, test.height)
+        psnr_before = float(psnr(before.image[0].clamp(0, 1), image, mask)[0]) if mask.any() else float("nan")
         ref = None
         if int(cfg.pose_steps) > 0 and mask.any():
             ref = refine_test_pose(renderer, gaussians, K_all[i], vm, image, mask, int(cfg.pose_steps),
@@ -104,22 +119,28 @@ def evaluate_views(renderer: Renderer, gaussians: Gaussians, test: Scene, masks:
         with torch.no_grad():
             out = renderer.render(gaussians.detach(), K_all[i:i + 1], vm[None], test.width, test.height)
         render = out.image[0].clamp(0, 1)
-        lp = None if lpips_metric is None else float(lpips_metric(render, image, mask)[0])
+        has = bool(mask.any())  # a view without evaluation pixels gets no masked score (NaN, skipped in means)
+        nan = float("nan")
+        lp = None if lpips_metric is None or not has else float(lpips_metric(render, image, mask)[0])
         views.append(ViewScore(
             name=test.image_names[i],
-            psnr=float(psnr(render, image, mask)[0]),
-            ssim=float(ssim(render, image, mask)[0]),
+            psnr=float(psnr(render, image, mask)[0]) if has else nan,
+            ssim=float(ssim(render, image, mask)[0]) if has else nan,
             lpips=lp,
-            mean_color_psnr=float(mean_color_psnr(image, mean_color.to(device), mask)[0]),
+            mean_color_psnr=float(mean_color_psnr(image, mean_color.to(device), mask)[0]) if has else nan,
             valid_fraction=float(mask.float().mean()),
+            psnr_full=float(psnr(render, image)[0]),
+            ssim_full=float(ssim(render, image)[0]),
+            psnr_no_pose_refine=psnr_before,
+            mean_color_psnr_full=float(mean_color_psnr(image, mean_color.to(device))[0]),
             pose=ref,
         ))
         renders.append(render.cpu())
-    summary = {k: _mean([getattr(v, k) for v in views]) for k in ("psnr", "ssim", "lpips", "mean_color_psnr")}
+    summary = {k: _mean([getattr(v, k) for v in views]) for k in SUMMARY_FIELDS}
     summary["lpips_status"] = lpips_status
     return EvalResult(views, torch.stack(renders), lpips_status, summary)
 
 
 def _mean(values: list) -> Optional[float]:
-    vals = [v for v in values if v is not None]
+    vals = [v for v in values if v is not None and v == v]  # None and NaN (no valid pixel) are skipped
     return sum(vals) / len(vals) if vals else None

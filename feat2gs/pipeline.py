@@ -8,8 +8,11 @@ shared by the three modes. Sweeps (``feat2gs demo``, benchmark suites) pass them
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,12 +22,15 @@ from omegaconf import DictConfig, OmegaConf
 from probes.features import GaussianFeatures
 from probes.readout import Readout
 
-from .data import load_scene, make_split
+from .data import load_scene
+from .data.frame import Frame, apply_frame, scene_frame
+from .data.split import named_split
 from .errors import InputError
 from .evaluate import EvalResult, build_lpips, evaluate_views
 from .features import PreparedFeatures, prepare_features, write_feature_visualisation
 from .gaussians import Gaussians, knn_log_scales
-from .geometry.visibility import visibility_masks
+from .evalmask import EvalMask, compute_eval_mask
+from .geometry.visibility import erode
 from .init import build_initialiser
 from .init.base import PointInit
 from .io.images import write_image
@@ -33,6 +39,7 @@ from .metrics.points import point_metrics
 from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
 from .scene import Scene, Split
+from .scene_cache import SceneStageCache, scene_digest, stage_key
 from .train import ProbeTrainer, TrainResult, scene_extent
 
 
@@ -47,56 +54,135 @@ def resolve_device(name: str) -> str:
 # ------------------------------------------------------------------------------------------ scene stage
 @dataclass
 class PreparedScene:
-    scene: Scene  # all views at the working resolution
+    scene: Scene  # all views at the working resolution, in the normalised frame
     split: Split
     train: Scene
     test: Scene
-    init: PointInit  # train views, on the Gaussian grid (pooled by init.block)
+    init: PointInit  # train views, on the Gaussian grid (stride init.block)
     init_gaussians: Gaussians
-    test_masks: torch.Tensor  # (Vt, H, W) valid pixels of the test views
+    test_masks: torch.Tensor  # (Vt, H, W) the evaluation mask: the test pixels every run is scored on
     extent: float
     gt: Optional[PointInit] = None  # clean GT points on the Gaussian grid, when the scene has GT depth
     info: dict[str, Any] = field(default_factory=dict)
+    frame: Optional[Frame] = None
 
 
-def load_working_scene(cfg: DictConfig) -> Scene:
-    options = OmegaConf.to_container(cfg.scene.options, resolve=True) or {}
-    scene = load_scene(str(cfg.scene.path), **options)
+def load_working_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> Scene:
+    """The scene at the working resolution, in the normalised frame (``scene.normalize``), with the background
+    of object-centric scenes blacked out (``scene.background``). ``scene``: an already loaded scene (in its
+    dataset units, any resolution) instead of ``scene.path``."""
+    if scene is None:
+        options = OmegaConf.to_container(cfg.scene.options, resolve=True) or {}
+        scene = load_scene(str(cfg.scene.path), **options)
     if cfg.scene.long_side:
         scene = scene.resized_long_side(int(cfg.scene.long_side), int(cfg.scene.multiple or 1))
+    frame = scene_frame(scene, str(OmegaConf.select(cfg, "scene.normalize", default="auto")))
+    scene = apply_frame(scene, frame)
+    scene.meta["frame"] = frame.as_dict()
+    background = str(OmegaConf.select(cfg, "scene.background", default="black"))
+    if background not in ("black", "keep"):
+        raise InputError("scene.background", f"expected black or keep, got {background!r}")
+    if scene.masks is not None and background == "black":
+        scene = mask_background(scene, int(OmegaConf.select(cfg, "scene.mask_erosion", default=0) or 0))
     return scene
+
+
+def mask_background(scene: Scene, erosion: int) -> Scene:
+    """Object-centric scenes, as the reference: every image multiplied by its (eroded) object mask, i.e. the
+    subject on a black background; the masks become the eroded ones."""
+    if erosion < 0:
+        raise InputError("scene.mask_erosion", f"must be >= 0, got {erosion}")
+    masks = erode(scene.masks, erosion)
+    meta = {**scene.meta, "background": {"mode": "black", "mask_erosion": erosion}}
+    return replace(scene, images=scene.images * masks[:, None].float(), masks=masks, meta=meta)
 
 
 def split_from_config(cfg: DictConfig, scene: Scene) -> Split:
     s = cfg.split
-    return make_split(scene, int(s.n_train), test=str(s.test), n_test=s.n_test,
-                      train=None if s.train is None else list(s.train),
-                      test_indices=None if s.test_indices is None else list(s.test_indices))
+    return named_split(scene, str(OmegaConf.select(cfg, "split.name", default="default")),
+                       None if s.n_train is None else int(s.n_train), test=str(s.test), n_test=s.n_test,
+                       train=None if s.train is None else list(s.train),
+                       test_indices=None if s.test_indices is None else list(s.test_indices))
 
 
-def prepare_scene(cfg: DictConfig) -> PreparedScene:
-    scene = load_working_scene(cfg)
+def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene) -> tuple[PointInit, EvalMask, bool]:
+    """The initialisation of the train views and the evaluation mask, through the on-disk scene-stage cache."""
+    init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
+    ev = cfg.eval
+    mask_opts = {"method": str(OmegaConf.select(cfg, "eval.mask", default="auto")),
+                 "rel_tol": float(OmegaConf.select(cfg, "eval.mask_rel_tol", default=0.01)),
+                 "mvs_rel_tol": float(OmegaConf.select(cfg, "eval.mask_mvs_rel_tol", default=0.02)),
+                 "mvs_options": OmegaConf.to_container(ev.mask_mvs_options, resolve=True)
+                 if OmegaConf.select(cfg, "eval.mask_mvs_options") is not None else {}}
+    key = stage_key({"scene": scene_digest(scene.subset(list(split.train) + list(split.test))),
+                     "train": list(split.train), "test": list(split.test),
+                     "init": str(cfg.init.name), "init_options": init_opts, "eval_mask": mask_opts})
+    enabled = bool(OmegaConf.select(cfg, "cache.scenes", default=True))
+
+    def compute() -> dict:
+        init = build_initialiser(str(cfg.init.name), **init_opts)(train)
+        em = compute_eval_mask(scene, split, **mask_opts)
+        return {"points": init.points, "valid": init.valid, "colors": init.colors, "depth": init.depth,
+                "confidence": init.confidence, "method": init.method,
+                "meta_json": json.dumps(init.meta, default=str),
+                "mask": em.masks, "mask_method": em.method, "mask_meta_json": json.dumps(em.meta, default=str)}
+
+    v, hit = SceneStageCache(OmegaConf.select(cfg, "cache.dir_scenes"), enabled).get_or_compute(key, compute)
+    init = PointInit(points=v["points"], valid=v["valid"], colors=v["colors"], depth=v["depth"],
+                     cameras=train.cameras, method=v["method"], meta=json.loads(v["meta_json"]),
+                     confidence=v["confidence"])
+    em = EvalMask(v["mask"], v["mask_method"], json.loads(v["mask_meta_json"]))
+    return init, em, hit
+
+
+def prepare_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> PreparedScene:
+    """The scene stage; ``scene``: an already loaded scene instead of ``scene.path`` (see load_working_scene)."""
+    t0 = time.perf_counter()
+    scene = load_working_scene(cfg, scene)
     split = split_from_config(cfg, scene)
     train, test = scene.subset(split.train), scene.subset(split.test)
-    init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
     block = int(cfg.init.block)
-    full_init = build_initialiser(str(cfg.init.name), **init_opts)(train)
+    full_init, em, hit = _scene_stage(cfg, scene, split, train)
     init = full_init.pooled(block)
     pts, cols = init.points[init.valid], init.colors[init.valid]
     init_gaussians = Gaussians.from_points(pts, cols, knn_log_scales(pts), opacity=float(cfg.probe.init_opacity),
                                            sh_degree=int(cfg.probe.sh_degree))
     gt = None
+    init_error = None
     if train.depths is not None:
-        gt = build_initialiser("dataset")(train).pooled(block)
-    masks = visibility_masks(full_init, test, train=train)
+        gt_full = build_initialiser("dataset", fill=False)(train)
+        gt = gt_full.pooled(block)
+        ok = gt_full.valid & full_init.valid
+        if ok.any():
+            rel = ((full_init.depth - gt_full.depth).abs() / gt_full.depth.clamp_min(1e-12))[ok]
+            init_error = {"median_rel_depth_error": float(rel.median()),
+                          "mean_rel_depth_error": float(rel.mean()),
+                          "p90_rel_depth_error": float(rel.quantile(0.9)),
+                          "fraction_within_1pct": float((rel < 0.01).float().mean())}
     extent = scene_extent(train.cameras, fallback=float(init.depth[init.valid].median()))
+    frame = Frame(**{k: v for k, v in _frame_args(scene.meta["frame"]).items()})
     info = {"scene": scene.name, "views": scene.num_views, "resolution": [scene.width, scene.height],
+            "split": split.rule, "split_name": str(OmegaConf.select(cfg, "split.name", default="default")),
+            "train_indices": list(split.train), "test_indices": list(split.test),
             "train_views": [scene.image_names[i] for i in split.train],
             "test_views": [scene.image_names[i] for i in split.test], "split_rule": split.rule,
-            "gaussians": len(init_gaussians), "grid": list(init.valid.shape[1:]), "extent": extent,
-            "units": scene.units, "init": full_init.method, "init_meta": full_init.meta,
-            "test_valid_fraction": float(masks.float().mean())}
-    return PreparedScene(scene, split, train, test, init, init_gaussians, masks, extent, gt, info)
+            "gaussians": len(init_gaussians), "grid": list(init.valid.shape[1:]), "grid_stride": block,
+            "train_coverage": init.coverage, "init_confident_fraction": float((full_init.confidence > 0).float().mean()),
+            "init_depth_error": init_error, "extent": extent,
+            "frame": frame.as_dict(), "units": scene.units, "dataset_units": frame.units,
+            "background": scene.meta.get("background"),
+            "init": full_init.method, "init_meta": full_init.meta,
+            "eval_mask": {"method": em.method, "sha256": em.sha256, "coverage": em.coverage,
+                          "per_view": em.per_view, "meta": em.meta},
+            "eval_coverage": em.coverage, "eval_mask_sha256": em.sha256,
+            "test_valid_fraction": em.coverage, "scene_stage_cached": hit,
+            "scene_stage_seconds": time.perf_counter() - t0}
+    return PreparedScene(scene, split, train, test, init, init_gaussians, em.masks, extent, gt, info, frame)
+
+
+def _frame_args(d: dict) -> dict:
+    return {"scale": float(d["scale"]), "centre": tuple(d["centre"]), "method": d["method"],
+            "units": d["dataset_units"]}
 
 
 # ------------------------------------------------------------------------------------------- run stage
@@ -116,7 +202,65 @@ def geometry_metrics(prep: PreparedScene, g: Gaussians) -> Optional[dict]:
     if not corr.any():
         return None
     gt_pts = prep.gt.points[prep.init.valid][corr]
-    return point_metrics(g.means[corr], gt_pts, align=True, corresponding=True, units=prep.scene.units)
+    frame = prep.frame
+    if frame is None:
+        return point_metrics(g.means[corr], gt_pts, align=True, corresponding=True, units=prep.scene.units)
+    # computed in the normalised frame, reported in the dataset's units (mm for DTU)
+    return point_metrics(g.means[corr], gt_pts, align=True, corresponding=True, scale=1.0 / frame.scale,
+                         units=frame.units)
+
+
+def head_width(cfg: DictConfig, feat_dim: int) -> int:
+    """``probe.hidden``: an int, or ``input`` for the reference's D x D heads (6 -> 6 -> out for IUVRGB)."""
+    h = cfg.probe.hidden
+    if str(h) == "input":
+        return int(feat_dim)
+    try:
+        h = int(h)
+    except (TypeError, ValueError):
+        raise InputError("probe.hidden", f"expected a positive int or 'input', got {h!r}") from None
+    if h < 1:
+        raise InputError("probe.hidden", f"expected a positive int or 'input', got {h}")
+    return h
+
+
+#: thresholds of the run warnings (issue: a probe that measures what it claims)
+MIN_TRAIN_COVERAGE = 0.9
+MIN_EVAL_COVERAGE = 0.5
+
+
+def run_warnings(prep: PreparedScene, summary: dict, history: dict) -> list[str]:
+    """What makes a run's numbers suspect: low coverage, a score below the mean-colour image, divergence."""
+    out = []
+    info = prep.info
+    if info.get("train_coverage", 1.0) < MIN_TRAIN_COVERAGE:
+        out.append(f"train coverage {info['train_coverage']:.2f} < {MIN_TRAIN_COVERAGE}: the Gaussians miss train pixels")
+    if prep.split.test and info.get("eval_coverage", 1.0) < MIN_EVAL_COVERAGE:
+        out.append(f"evaluation-mask coverage {info['eval_coverage']:.2f} < {MIN_EVAL_COVERAGE}: "
+                   "scores cover a small part of the test images")
+    p, m = summary.get("psnr"), summary.get("mean_colour_psnr")
+    if p is not None and m is not None and p < m:
+        out.append(f"PSNR {p:.2f} dB is below the mean-colour image ({m:.2f} dB)")
+    if p is not None and p >= 100:
+        out.append(f"degenerate score: PSNR {p:.1f} dB (constant or empty images?)")
+    losses = [x for x in history.get("photo_loss", [])]
+    if any(x is None or x != x or x == float("inf") for x in losses):
+        out.append("the photometric loss diverged (non-finite)")
+    elif len(losses) >= 2 and losses[-1] > 1.5 * losses[0]:
+        out.append(f"the photometric loss rose from {losses[0]:.4f} to {losses[-1]:.4f}")
+    return out
+
+
+def run_summary(cfg: DictConfig, prep: PreparedScene, ev: EvalResult) -> dict:
+    """The flat record of a run that reports, stores and leaderboards read."""
+    s, i = ev.summary, prep.info
+    return {"scene": i["scene"], "backbone": str(cfg.backbone.name), "mode": str(cfg.probe.mode),
+            "seed": int(cfg.seed), "init": i["init"], "split": i["split"], "gaussians": i["gaussians"],
+            "train_coverage": i["train_coverage"], "eval_coverage": i["eval_coverage"],
+            "eval_mask_sha256": i["eval_mask_sha256"], "psnr": s.get("psnr"), "psnr_full": s.get("psnr_full"),
+            "psnr_no_pose_refine": s.get("psnr_no_pose_refine"), "ssim": s.get("ssim"),
+            "ssim_full": s.get("ssim_full"), "lpips": s.get("lpips"), "mean_colour_psnr": s.get("mean_color_psnr"),
+            "mean_colour_psnr_full": s.get("mean_color_psnr_full")}
 
 
 def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Optional[PreparedFeatures] = None,
@@ -134,7 +278,7 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         renderer = get_renderer(str(cfg.render.backend))
         seed_everything(seed)
         readout = Readout(str(cfg.probe.mode), feats.features.dim, prep.init_gaussians,
-                          hidden=int(cfg.probe.hidden)).to(device)
+                          hidden=head_width(cfg, feats.features.dim)).to(device)
         images = prep.train.images.to(device)
         trainer = ProbeTrainer(readout, _to(feats.features, device), images, prep.train.cameras, renderer,
                                cfg.train, prep.extent, seed)
@@ -145,11 +289,21 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         with run.timer("evaluate"):
             ev = evaluate_views(renderer, result.gaussians, prep.test, prep.test_masks, cfg.eval, prep.extent,
                                 mean_color, lpips_metric, lpips_status)
+        summary = run_summary(cfg, prep, ev)
+        geometry = geometry_metrics(prep, result.gaussians)
+        if geometry is not None:
+            summary.update({k: geometry.get(k) for k in ("accuracy", "completeness", "distance")},
+                           geometry_units=geometry.get("units"))
+        warnings = run_warnings(prep, summary, result.history)
+        summary["warnings"] = warnings
+        for w in warnings:
+            print(f"feat2gs: warning: {run.path.name}: {w}", file=sys.stderr)
         metrics = {
+            "summary": summary, "warnings": warnings,
             "scene": prep.info, "features": feats.info, "renderer": renderer.name,
             "mode": str(cfg.probe.mode), "backbone": str(cfg.backbone.name),
             "nvs": ev.summary, "views": [v.as_dict() for v in ev.views],
-            "geometry": geometry_metrics(prep, result.gaussians),
+            "geometry": geometry,
             "train": {"final_photo_loss": (result.history["photo_loss"] or [None])[-1],
                       "history": result.history},
         }

@@ -14,15 +14,16 @@ def _fmt(v: Any, digits: int) -> str:
 
 def runs_table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of run metrics (each row: the ``metrics.json`` dict of a run plus ``time_s``)."""
-    head = ("| backbone | mode | PSNR ↑ | SSIM ↑ | LPIPS ↓ | mean-colour PSNR | Acc ↓ | Comp ↓ | Dist ↓ | "
+    head = ("| backbone | mode | PSNR ↑ | PSNR full | SSIM ↑ | LPIPS ↓ | mean-colour PSNR | Acc ↓ | Comp ↓ | Dist ↓ | "
             "train+eval s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for m in rows:
         nvs, geo = m["nvs"], m.get("geometry") or {}
         lines.append(
-            f"| {m['backbone']} | {m['mode']} | {_fmt(nvs['psnr'], 2)} | {_fmt(nvs['ssim'], 4)} | "
-            f"{_fmt(nvs['lpips'], 4)} | {_fmt(nvs['mean_color_psnr'], 2)} | {_fmt(geo.get('accuracy'), 4)} | "
-            f"{_fmt(geo.get('completeness'), 4)} | {_fmt(geo.get('distance'), 4)} | {_fmt(m.get('time_s'), 1)} |")
+            f"| {m['backbone']} | {m['mode']} | {_fmt(nvs['psnr'], 2)} | {_fmt(nvs.get('psnr_full'), 2)} | "
+            f"{_fmt(nvs['ssim'], 4)} | {_fmt(nvs['lpips'], 4)} | {_fmt(nvs['mean_color_psnr'], 2)} | "
+            f"{_fmt(geo.get('accuracy'), 4)} | {_fmt(geo.get('completeness'), 4)} | {_fmt(geo.get('distance'), 4)} | "
+            f"{_fmt(m.get('time_s'), 1)} |")
     return "\n".join(lines)
 
 
@@ -59,7 +60,10 @@ def write_report(path: Path, title: str, sections: Sequence[tuple[dict, Sequence
         parts += [f"## {info.get('scene')}", "",
                   f"{info.get('views')} views at {info.get('resolution')}; train views {info.get('train_views')}, "
                   f"test views {info.get('test_views')}; {info.get('gaussians')} Gaussians (init "
-                  f"`{info.get('init')}`); test pixels valid: {100 * info.get('test_valid_fraction', 1):.0f} %.",
+                  f"`{info.get('init')}`, train coverage {100 * info.get('train_coverage', 1):.0f} %); evaluation "
+                  f"mask ({(info.get('eval_mask') or {}).get('method', '?')}, the same for every run): "
+                  f"{100 * info.get('test_valid_fraction', 1):.0f} % of test pixels, sha256 "
+                  f"`{str(info.get('eval_mask_sha256', ''))[:12]}`.",
                   "", runs_table(rows), ""]
         if any(r.get("geometry") for r in rows):
             parts += [f"Acc/Comp/Dist in {units} (Gaussian means vs. clean GT points of the same pixels, "
@@ -67,8 +71,15 @@ def write_report(path: Path, title: str, sections: Sequence[tuple[dict, Sequence
         if grid_name:
             parts += [f"![test renders]({grid_name})", ""]
         lpips_status = lpips_status or (rows[0]["nvs"].get("lpips_status") if rows else None)
-    parts += ["PSNR/SSIM/LPIPS: means over the test views, over valid pixels only, after test-pose refinement; "
-              "mean-colour PSNR: a constant image of the train views' mean colour (the trivial baseline)."]
+    parts += ["PSNR/SSIM/LPIPS: means over the test views, over the evaluation mask only, after test-pose "
+              "refinement; PSNR full: whole images; mean-colour PSNR: a constant image of the train views' mean "
+              "colour (the trivial baseline). Controls: `noise` (i.i.d. per-token codes: what a readout reaches "
+              "with no image information at all), `random-<net>` (the architecture without training), `iuvrgb` "
+              "(pixels and coordinates, no network)."]
+    warns = [(r.get("backbone"), r.get("mode"), w) for _, rows, _ in sections for r in rows
+             for w in r.get("warnings", [])]
+    if warns:
+        parts += ["", "Warnings:"] + [f"- {b} {m}: {w}" for b, m, w in warns]
     if lpips_status and lpips_status != "ok":
         parts += ["", f"LPIPS unavailable: {lpips_status}"]
     parts += [""] + [f"- {n}" for n in notes]

