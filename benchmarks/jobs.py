@@ -1,6 +1,7 @@
-"""One sweep job, as any executor runs it: build the config, prepare the scene through the on-disk cache,
-``feat2gs.pipeline.run_probe``, write ``job.json`` last, and return the run's :class:`RunRecord` read back
-from its folder. Never raises for a failing run: the error comes back in a ``failed`` record.
+"""One sweep job, as any executor runs it: build the config, run the probe (``feat2gs.pipeline.run_probe``;
+scene stage and features through their on-disk caches), write ``job.json`` last, and return the run's
+:class:`RunRecord` read back from its folder. Never raises for a failing run: the error comes back in a
+``failed`` record.
 
 Jobs are plain picklable dataclasses (no tensors, no open files), so a worker process or a Ray task can run
 any of them; everything they share (prepared scenes, features) goes through the caches on disk.
@@ -92,15 +93,17 @@ def device_label(device: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ run
 def execute(job: Job) -> RunRecord:
-    """Run one job to completion or failure; the returned record is what the sweep stores."""
+    """Run one job to completion or failure; the returned record is what the sweep stores.
+
+    The stages run here so that the sweep can show them (``scene``, ``features``, ``train+eval``), then
+    ``run_probe`` gets them: the scene stage through feat2gs's on-disk scene-stage cache, features through the
+    feature cache, seeded exactly as a plain ``run_probe`` seeds them."""
     import torch
     from omegaconf import OmegaConf
 
     from feat2gs.config import load_config
-    from feat2gs.pipeline import resolve_device, run_probe
-    from feat2gs.run import write_json
-
-    from .prep_cache import cached_prepare_scene
+    from feat2gs.pipeline import prepare_features, prepare_scene, resolve_device, run_probe
+    from feat2gs.run import seed_everything, write_json
 
     run_dir = Path(job.run_dir)
     t0 = time.perf_counter()
@@ -117,17 +120,25 @@ def execute(job: Job) -> RunRecord:
         device = resolve_device(str(cfg.device))
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        prep, _hit = cached_prepare_scene(cfg)
-        write_stage(job, "probe")
-        run = run_probe(cfg, prep=prep, run_name=run_dir.name)
+        seed_everything(int(cfg.seed))
+        t = time.perf_counter()
+        prep = prepare_scene(cfg)
+        t_scene = time.perf_counter() - t
+        write_stage(job, "features")
+        t = time.perf_counter()
+        feats = prepare_features(cfg, prep, device)
+        t_feats = time.perf_counter() - t
+        write_stage(job, "train+eval")
+        run = run_probe(cfg, prep=prep, feats=feats, run_name=run_dir.name)
         if run.path.resolve() != run_dir.resolve():
             raise RuntimeError(f"run folder {run.path} is not the planned {run_dir}")
         write_stage(job, "record")
         info = {"run_id": job.run_id, "suite": job.suite, "preset": job.preset, "dataset": job.identity.dataset,
-                "wall_s": time.perf_counter() - t0, "peak_mem_mb": _peak_rss_mb(),
+                "wall_s": time.perf_counter() - t0, "prepare_scene_s": t_scene, "features_s": t_feats,
+                "peak_mem_mb": _peak_rss_mb(),
                 "peak_gpu_mem_mb": (torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda")
                                     else None),
-                "device": device_label(device), "pid": os.getpid()}
+                "device": device_label(device), "threads": torch.get_num_threads(), "pid": os.getpid()}
         write_json(run_dir / JOB_FILE, info)  # last: the folder is complete once this exists
         rec = record_from_run_dir(run_dir, preset=job.preset, dataset=job.identity.dataset, require_job=True)
         if rec.run_id != job.run_id:

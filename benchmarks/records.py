@@ -255,6 +255,8 @@ def result_from_files(meta: dict, metrics: Optional[dict], job: Optional[dict]) 
             r.gaussians = int(s["gaussians"]) if _num(s.get("gaussians")) is not None else None
             r.eval_mask_sha256 = s.get("eval_mask_sha256")
             r.warnings = list(s.get("warnings") or [])
+            r.accuracy, r.completeness, r.distance = (_num(s.get(k)) for k in ("accuracy", "completeness", "distance"))
+            r.geometry_units = s.get("geometry_units")
         nvs = metrics.get("nvs") or {}  # the nested layout (fills what the summary does not have)
         for k, src in (("psnr", "psnr"), ("ssim", "ssim"), ("lpips", "lpips"), ("mean_colour_psnr", "mean_color_psnr")):
             if getattr(r, k) is None:
@@ -264,12 +266,16 @@ def result_from_files(meta: dict, metrics: Optional[dict], job: Optional[dict]) 
         if r.eval_coverage is None:
             r.eval_coverage = _num((metrics.get("scene") or {}).get("test_valid_fraction"))
         g = metrics.get("geometry") or {}
-        r.accuracy, r.completeness, r.distance = (_num(g.get(k)) for k in ("accuracy", "completeness", "distance"))
-        r.geometry_units = g.get("units")
+        for k in ("accuracy", "completeness", "distance"):
+            if getattr(r, k) is None:
+                setattr(r, k, _num(g.get(k)))
+        r.geometry_units = r.geometry_units or g.get("units")
         r.final_photo_loss = _num((metrics.get("train") or {}).get("final_photo_loss"))
         r.renderer = metrics.get("renderer")
     if job:
         r.wall_s = _num(job.get("wall_s"))
+        if _num(job.get("prepare_scene_s")) is not None:  # the sweep ran these stages before run_probe
+            r.prepare_scene_s, r.features_s = _num(job.get("prepare_scene_s")), _num(job.get("features_s"))
         r.peak_mem_mb, r.peak_gpu_mem_mb = _num(job.get("peak_mem_mb")), _num(job.get("peak_gpu_mem_mb"))
         r.device = job.get("device") or r.device
         r.suite = job.get("suite")
