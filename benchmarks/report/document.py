@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from . import plots
+from ..records import RANDOM_PREFIX
 from .model import MODE_NAMES, METRIC_LABELS, Report, higher_better, metric_label
 
 
@@ -69,16 +70,24 @@ def build_document(rep: Report) -> list[Block]:
         blocks.append(Heading(2, f"{mname} mode ({sec.mode})", f"mode-{sec.mode}"))
         blocks.append(Paragraph(f"{len(sec.scenes)} scenes ({', '.join(sec.scenes)}); seeds "
                                 f"{', '.join(map(str, sec.seeds))}."))
+        pair = {(c.a, c.b): (c.diff, c.verdict) for c in sec.comparisons}
+        pair.update({(c.b, c.a): (-c.diff, {"better": "worse", "worse": "better"}.get(c.verdict, c.verdict))
+                     for c in sec.comparisons})
         rows, sort = [], []
         for r in sec.rows:
+            twin = pair.get((r.backbone, RANDOM_PREFIX + r.backbone))
             rows.append([fmt(r.rank, 1 if r.rank and r.rank % 1 else 0), r.backbone + (" (control)" if r.control else ""),
                          fmt(r.mean, d), f"[{fmt(r.lo, d)}, {fmt(r.hi, d)}]",
-                         f"{fmt(r.rank_lo, 0)}–{fmt(r.rank_hi, 0)}", fmt(r.p_first, 2), str(r.n_scenes), str(r.n_runs)])
-            sort.append([r.rank, None, r.mean, r.lo, r.rank_lo, r.p_first, r.n_scenes, r.n_runs])
+                         f"{fmt(r.rank_lo, 0)}–{fmt(r.rank_hi, 0)}", fmt(r.p_first, 2),
+                         "–" if twin is None else f"{twin[1]} {'+' if twin[0] >= 0 else '−'}{fmt(abs(twin[0]), d)}",
+                         str(r.n_scenes), str(r.n_runs)])
+            sort.append([r.rank, None, r.mean, r.lo, r.rank_lo, r.p_first, None if twin is None else twin[0],
+                         r.n_scenes, r.n_runs])
         blocks.append(Table(f"leaderboard-{sec.mode}",
                             ["rank", "backbone", metric_label(rep.metric), "95 % CI", "rank 95 % interval",
-                             "P(first)", "scenes", "runs"], rows, sort,
-                            f"Leaderboard, {mname} mode."))
+                             "P(first)", "vs random twin", "scenes", "runs"], rows, sort,
+                            f"Leaderboard, {mname} mode. 'vs random twin': paired difference to random-<backbone> "
+                            f"(the same network with random weights) and its verdict."))
         blocks.append(Figure(f"leaderboard_{sec.mode}.png", plots.leaderboard(sec, rep.metric),
                              f"{mname} mode: mean and 95 % CI per backbone; dashed lines: controls."))
         if sec.stability is not None:

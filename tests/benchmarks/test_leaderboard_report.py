@@ -15,7 +15,7 @@ from benchmarks.store import ResultStore
 from feat2gs.cli import main as cli
 
 SCENES = [("llff", "fern"), ("llff", "trex"), ("dtu", "scan37"), ("dtu", "scan40")]
-# backbone -> offset: "a" clearly best, "b" and "b2" identical (a tie), controls below
+# backbone -> offset: "a" clearly best, "b" and "b2" identical (a tie), controls below ("random-b": b's twin)
 OFFSETS = {"a": 3.0, "b": 1.0, "b2": 1.0, "iuvrgb": 0.0, "random-b": -1.0}
 
 
@@ -64,6 +64,7 @@ def test_report_command_writes_markdown_latex_html(tmp_path):
     assert "## Geometry mode (G)" in md and "| 1 | a |" in md and "iuvrgb (control)" in md
     assert re.search(r"\| b \| .*tie", md) and "Kendall τ" in md and "Pearson" in md
     assert "Not counted: 1 failed run(s)" in md
+    assert re.search(r"\| b \| [\d.]+ \| .* \| better \+2\.00 \|", md)  # b vs its random twin
     tex = (tmp_path / "rep" / "report.tex").read_text()
     assert tex.startswith("\\documentclass") and tex.count("\\begin{tabular}") >= 8 and "\\end{document}" in tex
     assert "_" not in re.sub(r"\\_|\\includegraphics\[[^\]]*\]\{[^}]*\}", "", tex.split("\\begin{document}")[1])
