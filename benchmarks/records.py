@@ -110,9 +110,10 @@ def _scene_labels(config: dict) -> tuple[str, str]:
 
 
 def split_label(config: dict) -> str:
+    """``<name>:<n_train>/<n_test>`` (``default:3/3``), or the explicit indices."""
     s = config.get("split") or {}
-    if s.get("name"):
-        return str(s["name"])
+    if s.get("train") is None and s.get("name"):
+        return f"{s['name']}:{s.get('n_train', '?')}/{s.get('n_test') if s.get('n_test') is not None else 'all'}"
     if s.get("train") is not None:
         label = "train=" + ",".join(map(str, s["train"]))
         if s.get("test_indices") is not None:
