@@ -46,7 +46,12 @@ def torch_load(path: Union[str, Path], mmap: bool = False) -> Any:
                     raise
                 return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # pickle / zip / EOF errors, disallowed pickled objects
-        raise InputError(str(path), f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+        text = str(e)
+        if "weights_only" in text:  # torch's advice to unpickle arbitrary code is not ours to give
+            reason = "it holds pickled objects other than tensors (not loaded: unpickling could run code)"
+        else:
+            reason = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+        raise InputError(str(path), f"not a readable PyTorch checkpoint ({reason})") from None
 
 
 def read_checkpoint(path: Union[str, Path]) -> dict[str, torch.Tensor]:

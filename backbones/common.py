@@ -13,6 +13,9 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from feat2gs.errors import InputError
+from feat2gs.scene import working_size
+
 from .base import Backbone, FeatureMap
 from .registry import BackboneInfo, BackboneOptions
 from .weights import file_fingerprint, resolve_weights
@@ -35,16 +38,15 @@ def layer_indices(layer: Any, num_layers: int) -> list[int]:
         i = int(l)
         j = i + num_layers if i < 0 else i
         if not 0 <= j < num_layers:
-            raise ValueError(f"backbone.layer: {i} is out of range for a model with {num_layers} blocks")
+            raise InputError("backbone.layer", f"{i} is out of range for a model with {num_layers} blocks "
+                                               f"(0..{num_layers - 1}, or -1..-{num_layers} from the end)")
         out.append(j)
     return out
 
 
 def input_size(height: int, width: int, multiple: int, long_side: Optional[int] = None) -> tuple[int, int]:
     """Model input (h, w): long side ``long_side`` (default: the image's own), both rounded to ``multiple``."""
-    s = 1.0 if long_side is None else long_side / max(height, width)
-    h = max(multiple, int(round(height * s / multiple)) * multiple)
-    w = max(multiple, int(round(width * s / multiple)) * multiple)
+    w, h = working_size(width, height, max(height, width) if long_side is None else long_side, multiple)
     return h, w
 
 

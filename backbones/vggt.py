@@ -37,8 +37,8 @@ from feat2gs.errors import InputError
 
 from .common import IMAGENET_MEAN, IMAGENET_STD, TokenBackbone
 from .checkpoint import load_strict, read_checkpoint
-from .croco import Block, PatchEmbed, RoPE2D, build_config, grid_positions, tokens_to_map
 from .registry import BackboneInfo, register_backbone
+from .vit_blocks import Block, PatchEmbed, RoPE2D, build_config, grid_positions, tokens_to_map
 from .weights import WeightsSpec
 
 

@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+from feat2gs.io.tables import markdown_table
 from feat2gs.sweep import run_sweep
 
 from benchmarks.results_io import publish
@@ -26,15 +27,12 @@ ROW_FIELDS = ("scene", "backbone", "mode", "seed", "gaussians", "train_coverage"
 
 
 def table(rows) -> str:
-    head = ("| scene | backbone | mode | Gaussians | train cov. | eval cov. | PSNR ↑ | PSNR full | PSNR before "
-            "pose refine | SSIM ↑ | mean-colour PSNR | s |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
-        lines.append(f"| {r['scene']} | {r['backbone']} | {r['mode']} | {r['gaussians']} | {r['train_coverage']:.2f} "
-                     f"| {r['eval_coverage']:.2f} | {r['psnr']:.2f} | {r['psnr_full']:.2f} | "
-                     f"{r['psnr_no_pose_refine']:.2f} | {r['ssim']:.4f} | {r['mean_colour_psnr']:.2f} | "
-                     f"{r['time_s']:.0f} |")
-    return "\n".join(lines)
+    head = ["scene", "backbone", "mode", "Gaussians", "train cov.", "eval cov.", "PSNR ↑", "PSNR full",
+            "PSNR before pose refine", "SSIM ↑", "mean-colour PSNR", "s"]
+    return markdown_table(head, [[r["scene"], r["backbone"], r["mode"], str(r["gaussians"]),
+                                  f"{r['train_coverage']:.2f}", f"{r['eval_coverage']:.2f}", f"{r['psnr']:.2f}",
+                                  f"{r['psnr_full']:.2f}", f"{r['psnr_no_pose_refine']:.2f}", f"{r['ssim']:.4f}",
+                                  f"{r['mean_colour_psnr']:.2f}", f"{r['time_s']:.0f}"] for r in rows])
 
 
 def split_notes(rows) -> str:

@@ -217,22 +217,25 @@ def load_suite(name_or_path: Union[str, Path], check: bool = True) -> Suite:
 
 def expand(suite: Suite) -> list[JobSpec]:
     """Every (scene, backbone, mode, seed) as a :class:`JobSpec`. Each run's config is loaded here, so a bad
-    override stops the suite before anything runs. Duplicates (same run_id) are dropped."""
+    override stops the suite before anything runs (the config of the first seed of every (scene, backbone,
+    mode) is loaded in full; the other seeds differ from it only in ``seed``). Duplicates (same run_id) are
+    dropped."""
     jobs, seen = [], set()
     for si, scene in enumerate(suite.scenes):
         for bi, bb in enumerate(suite.backbones):
             for mode in suite.modes:
+                base = (*suite.overrides, *scene.overrides, *bb.overrides, f"scene.path={scene.path}",
+                        f"backbone.name={bb.name}", f"probe.mode={mode}")
+                try:
+                    tree = OmegaConf.to_container(load_config((*base, f"seed={suite.seeds[0]}"), preset=scene.preset),
+                                                  resolve=True)
+                except Feat2GSError as e:
+                    raise InputError(f"{suite.path}: scenes[{si}] x backbones[{bi}] ({bb.name}) mode {mode}",
+                                     str(e)) from None
                 for seed in suite.seeds:
-                    over = (*suite.overrides, *scene.overrides, *bb.overrides, f"scene.path={scene.path}",
-                            f"backbone.name={bb.name}", f"probe.mode={mode}", f"seed={seed}")
-                    try:
-                        cfg = load_config(over, preset=scene.preset)
-                    except Feat2GSError as e:
-                        raise InputError(f"{suite.path}: scenes[{si}] x backbones[{bi}] ({bb.name}) mode {mode}",
-                                         str(e)) from None
-                    ident = identity_from_config(OmegaConf.to_container(cfg, resolve=True), preset=scene.preset,
-                                                 dataset=scene.dataset)
+                    tree["seed"] = seed
+                    ident = identity_from_config(tree, preset=scene.preset, dataset=scene.dataset)
                     if ident.run_id not in seen:
                         seen.add(ident.run_id)
-                        jobs.append(JobSpec(ident, over, scene.preset))
+                        jobs.append(JobSpec(ident, (*base, f"seed={seed}"), scene.preset))
     return jobs

@@ -14,6 +14,7 @@ import argparse
 
 from feat2gs.config import load_config
 from feat2gs.metrics.points import point_metrics
+from feat2gs.io.tables import markdown_table
 from feat2gs.pipeline import prepare_scene
 from feat2gs.sweep import run_sweep
 
@@ -36,7 +37,8 @@ def main() -> None:
         over = [*BASE, f"init.options.noise_std={sigma}", *args.overrides]
         prep = prepare_scene(load_config(over, preset="demo"))
         corr = prep.gt.valid[prep.init.valid]
-        noisy = point_metrics(prep.init_gaussians.means[corr], prep.gt.points[prep.init.valid][corr])
+        noisy = point_metrics(prep.init_gaussians.means[corr], prep.gt.points[prep.init.valid][corr],
+                              scale=1 / prep.frame.scale)  # dataset units, like the runs
         res = run_sweep(f"Synthetic geometry, sigma={sigma}", [None], args.backbones.split(","), list(args.modes),
                         over, preset="demo", name=f"synthetic_geometry_sigma{sigma}")
         for r in res.rows:
@@ -45,12 +47,11 @@ def main() -> None:
                          "comp": r["geometry"]["completeness"], "dist": r["geometry"]["distance"],
                          "psnr": r["nvs"]["psnr"], "units": r["geometry"]["units"],
                          "gaussians": r["scene"]["gaussians"]})
-    head = "| noise σ | noisy-init Acc / Comp | backbone | mode | Acc ↓ | Comp ↓ | Dist ↓ | PSNR |"
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
-        lines.append(f"| {r['sigma']:g} | {r['init_acc']:.4f} / {r['init_comp']:.4f} | {r['backbone']} | "
-                     f"{r['mode']} | {r['acc']:.4f} | {r['comp']:.4f} | {r['dist']:.4f} | {r['psnr']:.2f} |")
-    summary = ("\n".join(lines) + f"\n\nSynthetic scene (demo preset), 3 train views, {rows[0]['gaussians']} "
+    head = ["noise σ", "noisy-init Acc / Comp", "backbone", "mode", "Acc ↓", "Comp ↓", "Dist ↓", "PSNR"]
+    lines = [[f"{r['sigma']:g}", f"{r['init_acc']:.4f} / {r['init_comp']:.4f}", r["backbone"], r["mode"],
+              f"{r['acc']:.4f}", f"{r['comp']:.4f}", f"{r['dist']:.4f}", f"{r['psnr']:.2f}"] for r in rows]
+    summary = (markdown_table(head, lines) + "\n\n"
+               f"Synthetic scene (demo preset), 3 train views, {rows[0]['gaussians']} "
                f"Gaussians (one per 2x2 block), GT-depth init plus isotropic noise of std σ ({rows[0]['units']}; "
                f"the scene's depths span about 2-9), 1000 warm-up + 600 photometric steps. Acc/Comp/Dist against "
                f"the clean GT points of the same pixels after sim(3) alignment. Produced by "

@@ -19,6 +19,18 @@ class InputError(Feat2GSError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class ConfigError(InputError):
+    """A bad configuration value (a key's type, range or allowed values); ``where`` is the dotted key."""
+
+
+class DivergedError(Feat2GSError):
+    """Training produced non-finite values (loss or parameters); ``step`` is where it was detected."""
+
+    def __init__(self, step: int, phase: str, what: str, hint: str):
+        self.step, self.phase, self.what, self.hint = step, phase, what, hint
+        super().__init__(f"diverged at {phase} step {step} ({what}); {hint}")
+
+
 class UnknownNameError(Feat2GSError, KeyError):
     """A registry lookup for a name that is not registered (unknown backbone, mode, initialiser...)."""
 
@@ -40,3 +52,15 @@ class WeightsNotFoundError(Feat2GSError, FileNotFoundError):
 
 class WeightsFetchError(Feat2GSError, RuntimeError):
     """``feat2gs weights fetch`` could not get or verify a weights source (offline, hash mismatch, ...)."""
+
+
+class Terminated(BaseException):
+    """The process received a termination signal (SIGTERM, SIGHUP); raised by the CLI's signal handler so that
+    the run in progress is marked failed on the way out. A ``BaseException``, like ``KeyboardInterrupt``."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        self.signal_name = signal.Signals(self.signum).name
+        super().__init__(f"terminated by {self.signal_name}")

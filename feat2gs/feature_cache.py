@@ -37,9 +37,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,9 @@ import torch
 
 from backbones.base import Backbone, FeatureMap
 from backbones.registry import BackboneOptions
+
+from .io.atomic import atomic_write, atomic_write_text
+from .paths import cache_root
 
 #: bump when the file layout or the key changes
 CACHE_FORMAT = 1
@@ -63,12 +64,9 @@ class FeatureCacheWarning(UserWarning):
 
 
 def default_cache_dir() -> Path:
-    """``$FEAT2GS_CACHE_DIR``, else ``$XDG_CACHE_HOME/feat2gs/features``, else ``~/.cache/feat2gs/features``."""
-    env = os.environ.get("FEAT2GS_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "feat2gs" / "features"
+    """``features/`` under feat2gs's cache root (``feat2gs.paths.cache_root``: ``$FEAT2GS_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/feat2gs``, else ``~/.cache/feat2gs``)."""
+    return cache_root() / "features"
 
 
 def image_digest(image: torch.Tensor) -> str:
@@ -210,16 +208,11 @@ class FeatureCache:
                 "extent": [float(v) for v in fmap.extent], "meta": _json_meta(fmap.meta),
                 "dtype": str(stored.dtype).replace("torch.", ""),
                 "sha256": hashlib.sha256(stored.numpy().tobytes()).hexdigest()}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"features": stored}, str(tmp), metadata={_META_KEY: canonical_json(meta)})
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp: save_file({"features": stored}, str(tmp),
+                                                     metadata={_META_KEY: canonical_json(meta)}))
         except OSError as e:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
             if not self._write_failed:
                 warnings.warn(f"feature cache: cannot write {path} ({e}); continuing without caching",
                               FeatureCacheWarning, stacklevel=3)
@@ -245,11 +238,9 @@ class FeatureCache:
         recipe = {"options": options_text, "name": backbone.name, "cache_key": backbone.cache_key(),
                   "joint_views": bool(getattr(backbone, "joint_views", False))}
         path = self._recipe_path(options_text)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(canonical_json(recipe))
-            os.replace(tmp, path)
+            atomic_write_text(path, canonical_json(recipe))
         except OSError:  # the entries themselves warn about an unwritable cache
             pass
 

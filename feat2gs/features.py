@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import Any, Optional, Protocol, Sequence, Union
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -37,8 +37,13 @@ from probes.pca import PCA
 from .errors import InputError
 from .feature_cache import CacheStats, FeatureCache, extract_features, options_key
 
-if TYPE_CHECKING:
-    from .pipeline import PreparedScene
+
+class _HasTrainViews(Protocol):
+    """What the feature stage reads of the scene stage's output (``pipeline.PreparedScene``): the train
+    views (``.train.images``) and the Gaussian grid (``.init.valid``)."""
+
+    train: Any
+    init: Any
 
 #: fields of ``BackboneOptions`` that ``backbone.per_backbone.<name>`` may set
 COMPONENT_FIELDS = ("layer", "weights", "input_size", "variant", "seed", "arch_overrides")
@@ -116,7 +121,7 @@ def feature_cache(cfg: DictConfig) -> Optional[FeatureCache]:
     return FeatureCache(OmegaConf.select(cfg, "cache.dir", default=None))
 
 
-def _check_components(cfg: DictConfig, names: Sequence[str]) -> None:
+def check_components(cfg: DictConfig, names: Sequence[str]) -> None:
     per = _plain(cfg.backbone.get("per_backbone")) or {}
     unknown = sorted(set(per) - set(names)) if isinstance(per, dict) else []
     if unknown:
@@ -146,7 +151,7 @@ def extract_backbone(name: str, opts: BackboneOptions, images: torch.Tensor,
 def component_features(cfg: DictConfig, images: torch.Tensor, device: str = "cpu") -> list[BackboneFeatures]:
     """Raw features of every backbone of ``backbone.name`` on ``images`` (V, 3, H, W) in [0, 1]."""
     names = backbone_names(cfg)
-    _check_components(cfg, names)
+    check_components(cfg, names)
     cache = feature_cache(cfg)
     multi = len(names) > 1
     return [extract_backbone(n, backbone_options(cfg, device, n if multi else None), images, cache) for n in names]
@@ -213,7 +218,7 @@ def reduce_features(components: Sequence[BackboneFeatures], pca_dim: int) -> tup
     return concatenate([c.feature_map for c in components], pca_dim)
 
 
-def prepare_features(cfg: DictConfig, prep: "PreparedScene", device: str = "cpu") -> PreparedFeatures:
+def prepare_features(cfg: DictConfig, prep: _HasTrainViews, device: str = "cpu") -> PreparedFeatures:
     """Features of the train views of ``prep`` for the backbone(s) of ``cfg``, ready for the readout."""
     components = component_features(cfg, prep.train.images, device)
     fmap, reduced = reduce_features(components, int(cfg.probe.pca_dim))

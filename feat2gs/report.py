@@ -7,24 +7,21 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-
-def _fmt(v: Any, digits: int) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
+from .io.tables import fmt, markdown_table
 
 
 def runs_table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of run metrics (each row: the ``metrics.json`` dict of a run plus ``time_s``)."""
-    head = ("| backbone | mode | PSNR ↑ | PSNR full | SSIM ↑ | LPIPS ↓ | mean-colour PSNR | Acc ↓ | Comp ↓ | Dist ↓ | "
-            "train+eval s |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    head = ["backbone", "mode", "PSNR ↑", "PSNR full", "SSIM ↑", "LPIPS ↓", "mean-colour PSNR", "Acc ↓", "Comp ↓",
+            "Dist ↓", "train+eval s"]
+    out = []
     for m in rows:
         nvs, geo = m["nvs"], m.get("geometry") or {}
-        lines.append(
-            f"| {m['backbone']} | {m['mode']} | {_fmt(nvs['psnr'], 2)} | {_fmt(nvs.get('psnr_full'), 2)} | "
-            f"{_fmt(nvs['ssim'], 4)} | {_fmt(nvs['lpips'], 4)} | {_fmt(nvs['mean_color_psnr'], 2)} | "
-            f"{_fmt(geo.get('accuracy'), 4)} | {_fmt(geo.get('completeness'), 4)} | {_fmt(geo.get('distance'), 4)} | "
-            f"{_fmt(m.get('time_s'), 1)} |")
-    return "\n".join(lines)
+        out.append([m["backbone"], m["mode"], fmt(nvs["psnr"], 2), fmt(nvs.get("psnr_full"), 2), fmt(nvs["ssim"], 4),
+                    fmt(nvs["lpips"], 4),
+                    fmt(nvs["mean_color_psnr"], 2), fmt(geo.get("accuracy"), 4), fmt(geo.get("completeness"), 4),
+                    fmt(geo.get("distance"), 4), fmt(m.get("time_s"), 1)])
+    return markdown_table(head, out)
 
 
 def render_grid(gt: torch.Tensor, rows: Sequence[tuple[str, torch.Tensor]], path: Path,
@@ -68,6 +65,9 @@ def write_report(path: Path, title: str, sections: Sequence[tuple[dict, Sequence
         if any(r.get("geometry") for r in rows):
             parts += [f"Acc/Comp/Dist in {units} (Gaussian means vs. clean GT points of the same pixels, "
                       f"sim(3)-aligned).", ""]
+        warned = [(r, w) for r in rows for w in r.get("warnings", [])]
+        if warned:
+            parts += ["Warnings:", ""] + [f"- {r['backbone']} {r['mode']}: {w}" for r, w in warned] + [""]
         if grid_name:
             parts += [f"![test renders]({grid_name})", ""]
         lpips_status = lpips_status or (rows[0]["nvs"].get("lpips_status") if rows else None)

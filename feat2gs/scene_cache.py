@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from .render.cpu_backend import cache_dir
+from .paths import cache_root
 from .scene import Scene
 
 SCENE_STAGE_VERSION = 1
@@ -64,7 +64,7 @@ class SceneStageCache:
     """``get_or_compute(key, fn)``: the dict of tensors / JSON-able values ``fn()`` returned for ``key``."""
 
     def __init__(self, root: Optional[str] = None, enabled: bool = True):
-        self.root = Path(root).expanduser() if root else cache_dir() / "scenes"
+        self.root = Path(root).expanduser() if root else cache_root() / "scenes"
         self.enabled = enabled
 
     def path(self, key: str) -> Path:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .config import MODES, load_config
-from .errors import InputError
-from .pipeline import prepare_features, prepare_scene, resolve_device, run_probe
+from .config import load_config, parse_modes
+from .device import resolve_device
+from .pipeline import prepare_features, prepare_scene, run_probe
 from .report import render_grid, write_report
 from .run import RunDir, seed_everything
 
@@ -26,9 +26,7 @@ def run_sweep(title: str, scenes: Sequence[Optional[str]], backbones: Sequence[s
               log=print) -> SweepResult:
     """Run every (scene, backbone, mode); write ``report.md`` (+ a render grid per scene) and ``metrics.json``
     into one suite folder. ``scenes`` entries are ``scene.path`` values (None = the config's own)."""
-    for m in modes:
-        if m not in MODES:
-            raise InputError("modes", f"unknown mode {m!r}; expected some of {''.join(MODES)}")
+    modes = parse_modes("".join(modes), "modes")
     base = load_config(overrides, preset=preset)
     suite = RunDir.create(str(base.output.root), name or time.strftime("%Y%m%d-%H%M%S") + "_sweep", base,
                           int(base.seed))
@@ -60,6 +58,8 @@ def run_sweep(title: str, scenes: Sequence[Optional[str]], backbones: Sequence[s
                     nvs = row["nvs"]
                     log(f"{sname:>16s} {backbone:>12s} {mode}: PSNR {nvs['psnr']:6.2f}  SSIM {nvs['ssim']:.4f}  "
                         f"(mean-colour {nvs['mean_color_psnr']:.2f}; {row['time_s']:.1f} s)")
+                    for w in row.get("warnings", []):
+                        log(f"{'':>16s} warning: {w}")
             grid_name = f"renders_{sname}.png"
             render_grid(prep.test.images, grid, suite.path / grid_name)
             sections.append((prep.info, rows, grid_name))
@@ -68,6 +68,6 @@ def run_sweep(title: str, scenes: Sequence[Optional[str]], backbones: Sequence[s
         suite.write_json("metrics.json", {"runs": result.rows})
         suite.finish("complete")
     except BaseException as e:
-        suite.finish("failed", error=f"{type(e).__name__}: {e}")
+        suite.fail(e)
         raise
     return result

@@ -22,9 +22,16 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_feature_cache(tmp_path_factory):
-    """Keep the test suite's feature-cache writes out of the user's cache folder (~/.cache/feat2gs)."""
+    """Keep the test suite's cache writes out of the user's cache folder (~/.cache/feat2gs), except the
+    compiled CPU rasteriser, which is shared."""
+    from feat2gs.paths import CACHE_ENV, cache_root
+
+    user_extensions = cache_root() / "torch_extensions"  # the compiled CPU rasteriser is shared, not rebuilt
+    user_extensions.mkdir(parents=True, exist_ok=True)
+    root = tmp_path_factory.mktemp("feat2gs_cache")
+    (root / "torch_extensions").symlink_to(user_extensions, target_is_directory=True)
     mp = pytest.MonkeyPatch()
-    mp.setenv("FEAT2GS_CACHE_DIR", str(tmp_path_factory.mktemp("feature_cache")))
+    mp.setenv(CACHE_ENV, str(root))
     yield
     mp.undo()
 

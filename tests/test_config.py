@@ -5,10 +5,11 @@ from feat2gs.errors import InputError
 
 
 def test_aliases_and_overrides():
-    c = load_config(["scene=/x/fern", "backbone=random-vit", "mode=a", "init=mvs", "train.steps=12",
-                     "init.options.noise_std=0.01"])
-    assert c.scene.path == "/x/fern" and c.backbone.name == "random-vit" and c.probe.mode == "A"
-    assert c.init.name == "mvs" and c.train.steps == 12 and c.init.options.noise_std == 0.01
+    c = load_config(["scene=synthetic", "backbone=random-vit", "mode=a", "init=mvs", "train.steps=12",
+                     "init.options.num_planes=8", "renderer=cpu"])
+    assert c.scene.path == "synthetic" and c.backbone.name == "random-vit" and c.probe.mode == "A"
+    assert c.init.name == "mvs" and c.train.steps == 12 and c.init.options.num_planes == 8
+    assert c.render.backend == "cpu"
 
 
 def test_demo_preset_loads():

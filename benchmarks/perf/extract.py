@@ -31,6 +31,7 @@ import torch
 import backbones  # noqa: F401  (registers every family)
 from backbones import backbone_info, backbone_names, build_backbone
 from backbones.tiny import tiny_overrides
+from feat2gs.device import resolve_device
 
 
 def one_per_family() -> list[str]:
@@ -116,7 +117,7 @@ def main(argv=None) -> None:
         for name in names or one_per_family():
             print(json.dumps(time_one(name, "tiny", images(args.views, args.tiny_size), "cpu", args.repeat,
                                       args.tiny_size)), flush=True)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device or "auto", "--device")
     if device.startswith("cuda") or args.full:
         for name in names or backbone_names(include_random=False):
             print(json.dumps(time_one(name, "full", images(args.views, args.full_size), device, args.repeat,

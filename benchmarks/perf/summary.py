@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.results_io import publish
+from feat2gs.io.tables import markdown_table as table
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,12 +29,6 @@ def run(script: str, *args: str) -> list[dict]:
     out = subprocess.run([sys.executable, str(HERE / script), *args], capture_output=True, text=True, env=env,
                          check=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-
-def table(head: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def render_table(rows: list[dict]) -> str:

@@ -1,5 +1,6 @@
-"""Time of one training step (readout heads + render + loss + backward) and one warm-up step on the demo
-scene, per backbone and mode, on this machine's CPU (or CUDA when present). One JSON line per case.
+"""Time of one training step (``ProbeTrainer.step``: readout heads + render + loss + backward + Adam) and one
+warm-up step on the demo scene, per backbone and mode, on this machine's CPU (or CUDA when present). One JSON
+line per case.
 
     python benchmarks/perf/train_step.py [--steps 10] [key=value overrides, e.g. init.block=2]
 """
@@ -18,9 +19,10 @@ import torch  # noqa: E402
 
 from feat2gs.config import load_config  # noqa: E402
 from feat2gs.features import prepare_features  # noqa: E402
-from feat2gs.metrics.image import photometric_loss  # noqa: E402
-from feat2gs.pipeline import prepare_scene, resolve_device  # noqa: E402
+from feat2gs.device import resolve_device  # noqa: E402
+from feat2gs.pipeline import prepare_scene  # noqa: E402
 from feat2gs.render import get_renderer  # noqa: E402
+from feat2gs.train import ProbeTrainer  # noqa: E402
 from probes.readout import Readout  # noqa: E402
 
 
@@ -43,23 +45,23 @@ def main() -> None:
     device = resolve_device(str(cfg.device))
     prep = prepare_scene(cfg)
     renderer = get_renderer(str(cfg.render.backend))
-    K, vm = prep.train.cameras.K.to(device), prep.train.cameras.viewmats.to(device)
-    image = prep.train.images[:1].to(device)
+    images = prep.train.images.to(device)
     for name in args.backbones.split(","):
         cfg.backbone.name = name
         feats = prepare_features(cfg, prep, device).features
         for mode in "GTA":
-            readout = Readout(mode, feats.dim, prep.init_gaussians).to(device)
+            readout = Readout(mode, feats.dim, prep.init_gaussians, hidden=int(cfg.probe.hidden)).to(device)
+            # the trainer's own step (schedules, one Adam over heads, free parameters and poses)
+            trainer = ProbeTrainer(readout, feats, images, prep.train.cameras, renderer, cfg.train, prep.extent,
+                                   int(cfg.seed))
+            counter = {"photo": 0, "warmup": 0}
 
-            def photo():
-                g = readout(feats)
-                out = renderer.render(g, K[:1], vm[:1], prep.train.width, prep.train.height)
-                photometric_loss(out.image, image).backward()
+            def step(phase):
+                trainer.step(phase, counter[phase])
+                counter[phase] += 1
 
-            def warm():
-                readout.warmup_loss(readout.head_outputs(feats)).backward()
-
-            tp, tw = timed(photo, args.steps), timed(warm, args.steps)
+            tp = timed(lambda: step("photo"), args.steps)
+            tw = timed(lambda: step("warmup"), args.steps)
             print(json.dumps({"backbone": name, "mode": mode, "gaussians": len(prep.init_gaussians),
                               "width": prep.train.width, "height": prep.train.height, "renderer": renderer.name,
                               "photometric_ms": round(tp * 1000, 1), "warmup_ms": round(tw * 1000, 1),

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from feat2gs.io import tables
+
 from . import plots
 from ..records import RANDOM_PREFIX
 from .model import MODE_NAMES, METRIC_LABELS, Report, higher_better, metric_label
@@ -44,9 +46,8 @@ Block = Union[Heading, Paragraph, Table, Figure]
 
 
 def fmt(v: Optional[float], digits: int = 2) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    return f"{v:.{digits}f}"
+    """feat2gs's number format, with ``–`` for NaN too."""
+    return tables.fmt(None if isinstance(v, float) and not math.isfinite(v) else v, digits)
 
 
 def digits_for(metric: str) -> int:

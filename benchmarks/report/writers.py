@@ -12,14 +12,12 @@ import html
 from pathlib import Path
 from typing import Sequence
 
+from feat2gs.io.tables import markdown_table
+
 from .document import Block, Figure, Heading, Paragraph, Table
 
 
 # --------------------------------------------------------------------------------------------- markdown
-def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|")
-
-
 def markdown(blocks: Sequence[Block], figure_dir: str = "plots") -> str:
     out = []
     for b in blocks:
@@ -28,9 +26,7 @@ def markdown(blocks: Sequence[Block], figure_dir: str = "plots") -> str:
         elif isinstance(b, Paragraph):
             out += [b.text, ""]
         elif isinstance(b, Table):
-            out.append("| " + " | ".join(map(_md_cell, b.headers)) + " |")
-            out.append("|" + "---|" * len(b.headers))
-            out += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in b.rows]
+            out.append(markdown_table(b.headers, b.rows))
             out += ([""] + [b.caption] if b.caption else []) + [""]
         elif isinstance(b, Figure):
             out += [f"![{b.caption}]({figure_dir}/{b.name})", ""]

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
+from ..io.tables import text_table
 from . import add_overrides_parser
 
 
@@ -78,15 +80,6 @@ def resolve_fetch_names(names: Sequence[str]):
 
 
 # ---------------------------------------------------------------------------------------------- tables
-def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table with left-aligned columns."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def backbone_rows(include_random: bool = False) -> list[list[object]]:
     """[name, family, channels, patch, default layer, weights, model] per registered backbone name."""
     from backbones import backbone_info, backbone_names
@@ -111,7 +104,7 @@ def backbone_rows(include_random: bool = False) -> list[list[object]]:
 
 
 def cmd_backbones(args) -> int:
-    print(format_table(["name", "family", "channels", "patch", "layer", "weights", "source"],
+    print(text_table(["name", "family", "channels", "patch", "layer", "weights", "source"],
                        backbone_rows(include_random=args.random)))
     print()
     if not args.random:
@@ -133,7 +126,7 @@ def cmd_weights_list(args) -> int:
             source, pin = spec.repo_id, spec.revision or "(default branch)"
             files = spec.filenames[0] + (f" (+{len(spec.filenames) - 1} more)" if len(spec.filenames) > 1 else "")
         rows.append([name, source, pin, files, "present" if weights_present(spec) else "missing"])
-    print(format_table(["name", "source", "revision", "files", "in cache"], rows))
+    print(text_table(["name", "source", "revision", "files", "in cache"], rows))
     return 0
 
 
@@ -193,12 +186,16 @@ def cmd_features(args) -> int:
     from ..config import load_config
     from ..errors import InputError
     from ..features import component_features, feature_cache, reduce_features, write_feature_visualisation
-    from ..pipeline import resolve_device
+    from ..device import resolve_device
 
     cfg = load_config(args.overrides, preset=args.preset)
     cache = feature_cache(cfg)
     if cache is None:
         raise InputError("backbone.cache", "`feat2gs features` fills the feature cache; it cannot be false")
+    if args.png:
+        from ..io.atomic import ensure_writable_dir
+
+        ensure_writable_dir(Path(args.png).expanduser().parent, "--png")
     images, names = scene_images(cfg, args.views)
     device = resolve_device(str(cfg.device))
     print(f"scene {cfg.scene.path}: {len(names)} {args.views} views at {images.shape[-1]}x{images.shape[-2]} "
@@ -211,7 +208,7 @@ def cmd_features(args) -> int:
             hits, misses, corrupt = c.cache.hits, c.cache.misses, c.cache.corrupt
         rows.append([c.name, c.feature_map.channels, "x".join(map(str, c.feature_map.grid)), hits, misses,
                      corrupt, f"{c.seconds:.2f}", "per-pixel, not cached" if c.cache is None else "cached"])
-    print(format_table(["backbone", "channels", "grid", "hits", "extracted", "corrupt", "seconds", ""], rows))
+    print(text_table(["backbone", "channels", "grid", "hits", "extracted", "corrupt", "seconds", ""], rows))
     print(f"feature cache: {cache.root}")
     if args.png:
         fmap, _ = reduce_features(components, int(cfg.probe.pca_dim))

@@ -6,7 +6,8 @@ stem), holding:
 * ``depth.png`` -- 16-bit z-depth, linear between the image's valid depth range: ``q = 0`` marks an invalid
   pixel, otherwise ``depth = min + (q - 1) * (max - min) / 65534`` with ``min``/``max`` in ``camera.json``
   (``depth_png``); so the quantisation step is (max - min) / 65534 whatever the scene's scale. Units: metres for
-  MoGe-2 (metric), arbitrary (scale-invariant) for MoGe-1 (``depth_units``). ``decode_depth_png`` reads it back.
+  MoGe-2 (metric), arbitrary (scale-invariant) for MoGe-1 (``depth_units``).
+  ``feat2gs.io.depth_png.decode_depth_png`` reads it back.
 * ``depth_vis.png`` -- colour-mapped inverse depth (near bright yellow, far dark purple; a perceptual map with
   monotonic lightness, built in Oklab), normalised between the 1st and 99th percentile; invalid pixels black.
 * ``mask.png`` -- 8-bit, 255 where the prediction is valid (MoGe's mask and a positive finite depth).
@@ -29,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,112 +37,11 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..io.colormap import colorize_depth, colorize_normal
+from ..io.depth_png import encode_depth_png
+from ..io.ply import write_point_ply
 
 log = logging.getLogger("feat2gs.moge")
-
-DEPTH_LEVELS = 65534  # q in [1, 65535] encodes depth; 0 = invalid
-
-
-# ------------------------------------------------------------------------------------------- depth encoding
-@dataclass
-class DepthEncoding:
-    """Linear 16-bit depth encoding of one image: ``depth = min + (q - 1) * (max - min) / 65534``, q = 0 invalid."""
-
-    min: Optional[float]
-    max: Optional[float]
-
-    def as_dict(self, units: str) -> dict[str, Any]:
-        return {"encoding": "linear", "invalid": 0, "min": self.min, "max": self.max, "units": units,
-                "formula": "depth = min + (q - 1) * (max - min) / 65534 for q >= 1"}
-
-
-def encode_depth_png(depth: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, DepthEncoding]:
-    """(H, W) float depth and bool validity -> (H, W) uint16 codes and the encoding (see ``DepthEncoding``)."""
-    q = np.zeros(depth.shape, dtype=np.uint16)
-    if not valid.any():
-        return q, DepthEncoding(None, None)
-    d = depth[valid].astype(np.float64)
-    lo, hi = float(d.min()), float(d.max())
-    span = hi - lo
-    codes = np.ones_like(d) if span <= 0 else 1 + np.round((d - lo) / span * DEPTH_LEVELS)
-    q[valid] = codes.astype(np.uint16)
-    return q, DepthEncoding(lo, hi)
-
-
-def decode_depth_png(q: np.ndarray, encoding: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """uint16 codes (H, W) and the ``depth_png`` entry of ``camera.json`` -> (depth float64 (0 where invalid),
-    valid bool)."""
-    q = np.asarray(q)
-    valid = q > 0
-    depth = np.zeros(q.shape, dtype=np.float64)
-    if valid.any():
-        lo, hi = float(encoding["min"]), float(encoding["max"])
-        depth[valid] = lo + (q[valid].astype(np.float64) - 1) * (hi - lo) / DEPTH_LEVELS
-    return depth, valid
-
-
-# ------------------------------------------------------------------------------------------- colour map
-# Oklab -> linear sRGB (Ottosson's definition of the Oklab space)
-_OKLAB_LMS = np.array([[1.0, 0.3963377774, 0.2158037573],
-                       [1.0, -0.1055613458, -0.0638541728],
-                       [1.0, -0.0894841775, -1.2914855480]])
-_LMS_RGB = np.array([[4.0767416621, -3.3077115913, 0.2309699292],
-                     [-1.2684380046, 2.6097574011, -0.3413193965],
-                     [-0.0041960863, -0.7034186147, 1.7076147010]])
-
-
-def oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """(..., 3) Oklab (L, a, b) -> (..., 3) gamma-encoded sRGB in [0, 1] (out-of-gamut values clipped)."""
-    lms = (lab @ _OKLAB_LMS.T) ** 3
-    rgb = np.clip(lms @ _LMS_RGB.T, 0.0, 1.0)
-    return np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
-
-
-def colormap(t: np.ndarray) -> np.ndarray:
-    """A perceptually ordered colour map: values t in [0, 1] -> sRGB (..., 3) in [0, 1].
-
-    Oklab lightness rises linearly from 0.25 (dark purple) to 0.93 (pale yellow) while the hue turns through
-    blue, teal and green, so equal steps of t are roughly equal steps of perceived lightness and the order
-    survives greyscale printing."""
-    t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
-    L = 0.25 + 0.68 * t
-    hue = np.deg2rad(300.0 - 195.0 * t)
-    chroma = 0.09 + 0.05 * np.sin(np.pi * t)
-    lab = np.stack([L, chroma * np.cos(hue), chroma * np.sin(hue)], axis=-1)
-    return oklab_to_srgb(lab)
-
-
-def colorize_depth(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(H, W, 3) colour-mapped inverse depth (1st-99th percentile of the valid pixels); invalid pixels black."""
-    out = np.zeros(depth.shape + (3,), dtype=np.float64)
-    if not valid.any():
-        return out
-    disp = 1.0 / depth[valid].astype(np.float64)
-    lo, hi = np.percentile(disp, [1.0, 99.0])
-    t = (disp - lo) / (hi - lo) if hi > lo else np.full_like(disp, 0.5)
-    out[valid] = colormap(t)
-    return out
-
-
-def colorize_normal(normal: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(H, W, 3) OpenCV camera-frame normals -> normal-map colours ``(n_x, -n_y, -n_z) / 2 + 0.5``."""
-    rgb = normal.astype(np.float64) * np.array([0.5, -0.5, -0.5]) + 0.5
-    return np.where(valid[..., None], np.clip(rgb, 0.0, 1.0), 0.0)
-
-
-def write_point_ply(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
-    """A coloured point cloud: float32 x, y, z and uchar red, green, blue (colours in [0, 1])."""
-    from plyfile import PlyData, PlyElement
-
-    arr = np.empty(len(points), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"),
-                                       ("red", "u1"), ("green", "u1"), ("blue", "u1")])
-    for i, k in enumerate("xyz"):
-        arr[k] = points[:, i]
-    rgb = np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8)
-    for i, k in enumerate(("red", "green", "blue")):
-        arr[k] = rgb[:, i]
-    PlyData([PlyElement.describe(arr, "vertex")]).write(str(path))
-
 
 # ------------------------------------------------------------------------------------------- inputs
 def collect_inputs(path: Path) -> tuple[list[Path], list[Path]]:
@@ -217,7 +116,8 @@ def run_moge(input_path: str, out: str, variant: Optional[str] = None, weights: 
     from tqdm.auto import tqdm
 
     from ..init.moge import load_moge_model
-    from ..pipeline import resolve_device
+    from ..device import resolve_device
+    from ..io.atomic import ensure_writable_dir
     from ..io.images import read_image
 
     src = Path(input_path).expanduser()
@@ -227,15 +127,15 @@ def run_moge(input_path: str, out: str, variant: Optional[str] = None, weights: 
         raise InputError("--num-tokens", f"must be positive, got {num_tokens}")
     if fov_x is not None and not 0 < float(fov_x) < 180:
         raise InputError("--fov-x", f"must be in (0, 180) degrees, got {fov_x}")
+    root = ensure_writable_dir(out, "--out")  # before any work
     files, skipped = collect_inputs(src)
     for p in skipped:
         log.warning("skipping %s: not an image file", p)
     if not files:
         raise InputError(str(src), "no image files in this folder")
     folder_mode = src.is_dir()
-    model, desc = load_moge_model(variant, weights, resolve_device(device), variant_field="--variant",
+    model, desc = load_moge_model(variant, weights, resolve_device(device, "--device"), variant_field="--variant",
                                   weights_field="--weights")
-    root = Path(out).expanduser()
     written = []
     for path, name in tqdm(list(zip(files, output_names(files))), desc="moge", unit="image",
                            disable=(not folder_mode) if progress is None else not progress):

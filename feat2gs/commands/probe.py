@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from ..errors import InputError
+from ..progress import warn
 from . import add_overrides_parser
 
 
@@ -21,14 +23,20 @@ def cmd_probe(args) -> int:
     if run.metrics["geometry"]:
         g = run.metrics["geometry"]
         print(f"Acc {g['accuracy']:.4f}  Comp {g['completeness']:.4f}  Dist {g['distance']:.4f} {g['units']}")
+    for w in run.metrics.get("warnings", []):
+        warn(w)
     return 0
 
 
 def cmd_demo(args) -> int:
+    from ..config import parse_modes
     from ..sweep import run_sweep
 
-    res = run_sweep("feat2gs demo: synthetic scene", [None], [b for b in args.backbones.split(",") if b],
-                    list(args.modes), args.overrides, preset=args.preset or "demo",
+    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    if not backbones:
+        raise InputError("--backbones", f"expected comma-separated backbone names, got {args.backbones!r}")
+    res = run_sweep("feat2gs demo: synthetic scene", [None], backbones, parse_modes(args.modes),
+                    args.overrides, preset=args.preset or "demo",
                     name=args.name or time.strftime("%Y%m%d-%H%M%S") + "_demo")
     print(f"report: {res.path / 'report.md'}")
     return 0

@@ -40,14 +40,14 @@ def cmd_export(args) -> int:
 def cmd_show(args) -> int:
     from benchmarks.store import ResultStore
 
-    from .backbones import format_table
+    from ..io.tables import text_table
 
     with ResultStore(args.store, create=False) as store:
         recs = store.records(status=None)
     rows = [[r.run_id, r.status, r.identity.dataset, r.identity.scene, r.identity.backbone, r.identity.mode,
              r.identity.seed, "-" if r.result.psnr is None else f"{r.result.psnr:.2f}",
              (r.result.error or "").strip().splitlines()[-1][:60] if r.result.error else ""] for r in recs]
-    print(format_table(["run_id", "status", "dataset", "scene", "backbone", "mode", "seed", "PSNR", "error"], rows))
+    print(text_table(["run_id", "status", "dataset", "scene", "backbone", "mode", "seed", "PSNR", "error"], rows))
     return 0
 
 

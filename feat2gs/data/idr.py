@@ -97,7 +97,11 @@ def load_idr(path: Union[str, Path], masks: bool = True, normalize: bool = False
         if wm.shape not in ((4, 4), (3, 4)):
             raise InputError(f"{cam_path}:{wkey}", f"expected shape (4, 4) or (3, 4), got {wm.shape}")
         P = check_array(wm, wm.shape, f"{cam_path}:{wkey}")[:3]
-        S = check_array(cams[skey], (4, 4), f"{cam_path}:{skey}") if skey in cams else np.eye(4)
+        if skey not in cams:
+            raise InputError(f"{cam_path}:{skey}", "missing (IDR/NeuS camera files hold scale_mat_0.."
+                                                   f"scale_mat_{len(files) - 1}, the scene's bounding sphere, "
+                                                   "from which the depth range is taken)")
+        S = check_array(cams[skey], (4, 4), f"{cam_path}:{skey}")
         if abs(np.linalg.det(S[:3, :3])) < 1e-12:
             raise InputError(f"{cam_path}:{skey}", "scale matrix is singular")
         if normalize:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..scene import Cameras, Scene
+from .splat import splat_depth
 
 
 # --------------------------------------------------------------------------------------------- morphology
@@ -101,21 +102,6 @@ def depth_agreement_masks(test_cameras: Cameras, test_depths: torch.Tensor, trai
 
 
 # --------------------------------------------------------------------------------------------- (b) splat
-def splat_depth(cameras: Cameras, points: torch.Tensor) -> torch.Tensor:
-    """z-buffer (V, H, W) of world points (N, 3) splatted to their nearest pixel in each view (0 = empty)."""
-    V, H, W = len(cameras), cameras.height, cameras.width
-    uv, z = cameras.project(points.float())
-    j = torch.floor(uv[..., 0]).long()
-    i = torch.floor(uv[..., 1]).long()
-    ok = (z > 0) & (j >= 0) & (j < W) & (i >= 0) & (i < H)
-    view = torch.arange(V)[:, None].expand_as(j)
-    idx = (view * H * W + i * W + j)[ok]
-    zbuf = torch.full((V * H * W,), float("inf"))
-    zbuf.scatter_reduce_(0, idx, z[ok], reduce="amin")
-    zbuf = zbuf.reshape(V, H, W)
-    return torch.where(torch.isfinite(zbuf), zbuf, torch.zeros_like(zbuf))
-
-
 def splat_masks(test_cameras: Cameras, points: torch.Tensor,
                 closing_radius: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """(masks, z-buffer) of the train points (N, 3) in the test views: covered pixels, closed by ``closing_radius``."""

@@ -28,7 +28,7 @@ def build_initialiser(name: str, **options: Any) -> Initialiser:
         inspect.signature(factory).bind(**options)
     except TypeError as err:
         params = [p for p in inspect.signature(factory).parameters if p != "self"]
-        raise InputError(f"init.{name}", f"{err}; accepted options: {', '.join(params) or '(none)'}") from None
+        raise InputError("init.options", f"{err}; accepted options: {', '.join(params) or '(none)'}") from None
     return factory(**options)
 
 

@@ -70,9 +70,9 @@ class DatasetInit(Initialiser):
     def __init__(self, noise_std: float = 0.0, seed: int = 0, use_masks: bool = True, mask_erosion: int = 0,
                  fill: bool = True):
         if not noise_std >= 0:
-            raise InputError("init.dataset.noise_std", f"must be >= 0, got {noise_std}")
+            raise InputError("init.options.noise_std", f"must be >= 0, got {noise_std}")
         if int(mask_erosion) < 0:
-            raise InputError("init.dataset.mask_erosion", f"must be >= 0, got {mask_erosion}")
+            raise InputError("init.options.mask_erosion", f"must be >= 0, got {mask_erosion}")
         self.noise_std = float(noise_std)
         self.seed = int(seed)
         self.use_masks = bool(use_masks)

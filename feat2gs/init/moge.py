@@ -61,8 +61,10 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..geometry.fill import fill_depth
 from ..geometry.alignment import align_depth_affine
 from ..geometry.focal import intrinsics_to_fov, pixel_to_normalized_intrinsics
+from ..geometry.splat import splat_depth
 from ..metrics.geometry import masked_nearest_resize_index
 from ..scene import Cameras, Scene
 from .base import INITIALISERS, Initialiser, PointInit
@@ -94,7 +96,7 @@ class DepthPrediction:
 DepthPredictor = Callable[[torch.Tensor], Union[DepthPrediction, tuple]]
 
 
-def as_prediction(out: Any, shape: tuple[int, int, int], where: str = "init.moge.predictor") -> DepthPrediction:
+def as_prediction(out: Any, shape: tuple[int, int, int], where: str = "init.options.predictor") -> DepthPrediction:
     """A predictor's output as a checked ``DepthPrediction`` of batch shape ``shape`` = (V, H, W)."""
     if isinstance(out, (tuple, list)):
         if len(out) != 2:
@@ -111,7 +113,7 @@ def as_prediction(out: Any, shape: tuple[int, int, int], where: str = "init.moge
 
 
 def load_moge_model(variant: Optional[str] = None, weights: Optional[str] = None, device: str = "cpu",
-                    variant_field: str = "init.moge.variant", weights_field: str = "init.moge.weights"):
+                    variant_field: str = "init.options.variant", weights_field: str = "init.options.weights"):
     """A MoGe model and a description of it.
 
     ``weights`` (a ``model.pt`` or a folder holding one) is loaded strictly from its own ``model_config``; when
@@ -134,8 +136,14 @@ def load_moge_model(variant: Optional[str] = None, weights: Optional[str] = None
         model = load_checkpoint(path, version=version, device=device)
         name = str(path)
     else:
+        from ..errors import WeightsNotFoundError
+
         v = get_variant(variant)
-        model = load_pretrained(v.name, None, device=device)
+        try:
+            model = load_pretrained(v.name, None, device=device)
+        except WeightsNotFoundError as e:  # point at the option that takes a local file here
+            flag = f"{weights_field} PATH" if weights_field.startswith("--") else f"{weights_field}=PATH"
+            raise WeightsNotFoundError(e.model, e.how_to_get.replace("backbone.weights=PATH", flag)) from None
         name = v.name
     return model, {"model": name, "version": model.version}
 
@@ -172,19 +180,8 @@ class MoGePredictor:
 
 # ------------------------------------------------------------------------------------------------ targets
 def sparse_target_depth(cameras: Cameras, points: torch.Tensor) -> torch.Tensor:
-    """(V, H, W) z-depth of world points (P, 3) splatted into every view: each point lands on the pixel that
-    contains its projection (pixel (i, j) covers [j, j+1) x [i, i+1)); the nearest point wins a pixel
-    (z-buffer); 0 where no point lands. Points behind the camera are ignored."""
-    V, H, W = len(cameras), cameras.height, cameras.width
-    uv, z = cameras.project(points.float())
-    col, row = torch.floor(uv[..., 0]), torch.floor(uv[..., 1])
-    inside = (z > 0) & (col >= 0) & (col < W) & (row >= 0) & (row < H) & torch.isfinite(z)
-    flat = torch.where(inside, row * W + col, torch.zeros_like(row)).long()
-    flat = flat + torch.arange(V).unsqueeze(1) * (H * W)
-    zbuf = torch.full((V * H * W,), float("inf"))
-    zbuf.scatter_reduce_(0, flat[inside], z[inside].float(), reduce="amin")
-    zbuf = torch.where(torch.isfinite(zbuf), zbuf, torch.zeros_like(zbuf))
-    return zbuf.reshape(V, H, W)
+    """(V, H, W) z-depth of world points (P, 3) splatted into every view (``geometry.splat.splat_depth``)."""
+    return splat_depth(cameras, points)
 
 
 def depth_edges(depth: torch.Tensor, valid: torch.Tensor, rtol: float) -> torch.Tensor:
@@ -277,6 +274,8 @@ class MoGeInit(Initialiser):
       edge_rtol [None]: drop depth-edge pixels (relative 3 x 3 depth span above this), e.g. 0.04.
       predictor [None]: a depth predictor to use instead of MoGe (``images -> DepthPrediction | (depth, mask)``).
       seed [0]: recorded only (the method is deterministic).
+      fill [True]: dense initialisation -- pixels dropped by the masks / edge test get a depth interpolated
+        from the kept ones (confidence 0); False keeps only the kept pixels.
     """
 
     name = "moge"
@@ -286,7 +285,8 @@ class MoGeInit(Initialiser):
                  mvs_options: Optional[dict] = None, trunc: Optional[float] = 0.1,
                  sample_weights: str = "inverse_depth", align_resolution: int = 32, min_samples: int = 20,
                  on_failure: str = "error", use_moge_mask: bool = True, use_masks: bool = True,
-                 edge_rtol: Optional[float] = None, predictor: Optional[DepthPredictor] = None, seed: int = 0):
+                 edge_rtol: Optional[float] = None, predictor: Optional[DepthPredictor] = None, seed: int = 0,
+                 fill: bool = True):
         checks = {
             "target": lambda: target in TARGETS,
             "sample_weights": lambda: sample_weights in WEIGHTS,
@@ -310,7 +310,7 @@ class MoGeInit(Initialiser):
             if not good:
                 allowed = {"target": TARGETS, "sample_weights": WEIGHTS, "on_failure": ON_FAILURE}.get(key)
                 hint = f"; one of {', '.join(allowed)}" if allowed else " (see MoGeInit's docstring)"
-                raise InputError(f"init.moge.{key}", f"bad value {values[key]!r}{hint}")
+                raise InputError(f"init.options.{key}", f"bad value {values[key]!r}{hint}")
         self.variant, self.weights = variant, weights
         self.num_tokens = None if num_tokens is None else int(num_tokens)
         self.resolution_level = int(resolution_level)
@@ -328,12 +328,13 @@ class MoGeInit(Initialiser):
         self.edge_rtol = None if edge_rtol is None else float(edge_rtol)
         self.predictor = predictor
         self.seed = int(seed)
+        self.fill = bool(fill)
 
     # ------------------------------------------------------------------ stages
     def get_predictor(self) -> DepthPredictor:
         """The injected predictor, or MoGe (loaded on first use and kept)."""
         if self.predictor is None:
-            from ..pipeline import resolve_device
+            from ..device import resolve_device
 
             model, desc = load_moge_model(self.variant, self.weights, resolve_device(self.device))
             self.predictor = MoGePredictor(model, self.num_tokens, self.resolution_level, self.batch_size,
@@ -350,7 +351,7 @@ class MoGeInit(Initialiser):
         """(depth, valid) (V, H, W) of the alignment target."""
         if kind == "sparse":
             if train.sparse_points is None or train.sparse_points.shape[0] == 0:
-                raise InputError(f"init.moge.target ({train.name}.sparse_points)",
+                raise InputError(f"init.options.target ({train.name}.sparse_points)",
                                  "the scene has no sparse (SfM) points; use target=mvs or auto")
             depth = sparse_target_depth(train.cameras, train.sparse_points)
             return depth, depth > 0
@@ -359,9 +360,9 @@ class MoGeInit(Initialiser):
         try:
             mvs = MVSInit(**self.mvs_options)
         except TypeError as e:
-            raise InputError("init.moge.mvs_options", str(e)) from None
-        init = mvs(train)
-        return init.depth, init.valid
+            raise InputError("init.options.mvs_options", str(e)) from None
+        dense = mvs.reconstruct(train)
+        return dense.depth, dense.confident  # align to the pixels that passed MVS's filters, not the filled ones
 
     # ------------------------------------------------------------------ entry point
     def __call__(self, train: Scene) -> PointInit:
@@ -383,7 +384,7 @@ class MoGeInit(Initialiser):
             detail = "; ".join(f"view '{train.image_names[v]}': {reasons[v]}" for v in failed)
             raise InputError(f"init=moge ({train.name}, target {kind})",
                              f"cannot align the predicted depth of {len(failed)} of {V} views ({detail}). "
-                             + ("Use init.moge.on_failure=drop to skip such views, " if len(failed) < V else "")
+                             + ("Use init.options.on_failure=drop to skip such views, " if len(failed) < V else "")
                              + "try another target (sparse/mvs), lower min_samples or raise align_resolution")
 
         depth = al.scale[:, None, None] * pred.depth + al.shift[:, None, None]
@@ -414,7 +415,12 @@ class MoGeInit(Initialiser):
             "seconds": {"target": t_target, "predict": t_pred, "total": time.perf_counter() - t0},
             "seed": self.seed,
         }
-        return point_init_from_depth(train, depth, valid, method="moge", meta=meta)
+        confidence = valid.float()
+        if self.fill:  # dense: masked-out / edge / invalid pixels of aligned views get interpolated depth
+            depth = fill_depth(torch.where(valid, depth, torch.zeros_like(depth)), valid)
+            valid = torch.isfinite(depth) & (depth > 0) & al.ok[:, None, None]
+        meta["dense_fraction"] = float(valid.float().mean())
+        return point_init_from_depth(train, depth, valid, method="moge", meta=meta, confidence=confidence)
 
     def _failure_reason(self, al: ViewAlignment, v: int) -> str:
         n = int(al.samples[v])

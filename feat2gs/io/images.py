@@ -41,7 +41,12 @@ def list_images(folder: PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) 
     if not folder.is_dir():
         raise InputError(str(folder), "image folder not found")
     exts = tuple(e.lower() for e in extensions)
-    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts), key=lambda p: p.name)
+    named = [p for p in folder.iterdir() if p.suffix.lower() in exts]
+    dangling = sorted(p.name for p in named if p.is_symlink() and not p.exists())
+    if dangling:
+        raise InputError(str(folder / dangling[0]), "broken symbolic link (its target does not exist)"
+                         + (f"; also {', '.join(dangling[1:4])}" if len(dangling) > 1 else ""))
+    files = sorted((p for p in named if p.is_file()), key=lambda p: p.name)
     if not files:
         raise InputError(str(folder), f"no image files ({', '.join(exts)}) in this folder")
     return files

@@ -9,6 +9,7 @@ import torch
 
 from ..errors import InputError
 from ..gaussians import Gaussians
+from .atomic import atomic_write
 
 
 def _fields(n_rest: int) -> list[str]:
@@ -31,9 +32,7 @@ def write_gaussians_ply(path: Path, g: Gaussians) -> None:
     arr = np.empty(n, dtype=[(f, "f4") for f in names])
     for i, f in enumerate(names):
         arr[f] = data[:, i]
-    tmp = Path(path).with_suffix(".ply.tmp")
-    PlyData([PlyElement.describe(arr, "vertex")]).write(str(tmp))
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: PlyData([PlyElement.describe(arr, "vertex")]).write(str(tmp)))
 
 
 def read_gaussians_ply(path: Path) -> Gaussians:
@@ -59,3 +58,17 @@ def read_gaussians_ply(path: Path) -> Gaussians:
         sh_dc=col("f_dc_0", "f_dc_1", "f_dc_2").reshape(n, 1, 3),
         sh_rest=rest.reshape(n, 3, -1).transpose(1, 2).contiguous(),
     )
+
+
+def write_point_ply(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
+    """A coloured point cloud: float32 x, y, z and uchar red, green, blue (colours in [0, 1])."""
+    from plyfile import PlyData, PlyElement
+
+    arr = np.empty(len(points), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"),
+                                       ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    for i, k in enumerate("xyz"):
+        arr[k] = points[:, i]
+    rgb = np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8)
+    for i, k in enumerate(("red", "green", "blue")):
+        arr[k] = rgb[:, i]
+    PlyData([PlyElement.describe(arr, "vertex")]).write(str(path))

@@ -1,10 +1,10 @@
 """The CPU backend: torch projection + SH (autograd) and a compiled C++/OpenMP tile rasteriser.
 
 The kernel (``csrc/rasterize_cpu.cpp``) is compiled once with ``torch.utils.cpp_extension.load`` (ninja,
-``-O3 -fopenmp``, ``-march=native`` on x86-64) into ``$FEAT2GS_CACHE`` or ``~/.cache/feat2gs``
-(``torch_extensions/<python, torch and CPU tag>``) and reused by later processes; a source change triggers a
-rebuild. Threads: ``torch.get_num_threads()``. It follows gsplat 1.5.3's classic
-rasterisation (see ``base.py`` and the kernel's header) and its analytic backward is wrapped in a
+``-O3 -fopenmp``, ``-march=native`` on x86-64) into feat2gs's cache root (``feat2gs.paths.cache_root``:
+``$FEAT2GS_CACHE_DIR`` or ``~/.cache/feat2gs``; ``torch_extensions/<python, torch, CPU and source tag>``) and
+reused by later processes; a source change triggers a rebuild. Threads: ``torch.get_num_threads()``. It follows
+gsplat 1.5.3's classic rasterisation (see ``base.py`` and the kernel's header) and its analytic backward is wrapped in a
 ``torch.autograd.Function`` over (means2d, conics, colors (C, N, D), opacities, background), so any number
 of channels works -- the depth rides along as a fourth channel when requested.
 
@@ -35,11 +35,6 @@ _lock = threading.Lock()
 _ops = None
 
 
-def cache_dir() -> Path:
-    """Root of feat2gs's caches (``feat2gs.paths.cache_root``)."""
-    return cache_root()
-
-
 def _native_flags() -> tuple[list[str], str]:
     """Extra compiler flags and a build-folder tag for them.
 
@@ -59,9 +54,12 @@ def _native_flags() -> tuple[list[str], str]:
 
 
 def build_dir(tag: str) -> Path:
+    """The build folder: per Python, torch, CPU tag and source location (ninja rebuilds when the source path
+    changes, so two checkouts sharing one folder would rebuild each other's kernel on every first use)."""
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     torch_tag = f"torch{torch.__version__}".replace("+", "_")
-    return cache_dir() / "torch_extensions" / f"{py}_{torch_tag}_{tag}" / _EXT_NAME
+    src = hashlib.sha1(str(_SOURCES[0].resolve().parent).encode()).hexdigest()[:8]
+    return cache_root() / "torch_extensions" / f"{py}_{torch_tag}_{tag}_src{src}" / _EXT_NAME
 
 
 def load_kernel(verbose: bool = False):

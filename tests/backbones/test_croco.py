@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from backbones.checkpoint import load_strict, read_checkpoint
-from backbones.croco import CROCO_DECODER_KEYS, CroCoConfig, CroCoEncoder, RoPE2D
+from backbones.croco import CROCO_DECODER_KEYS, CroCoConfig, CroCoEncoder
+from backbones.vit_blocks import RoPE2D
 from backbones.registry import backbone_info, build_backbone
 from feat2gs.errors import InputError, WeightsNotFoundError
 from zoo_testlib import assert_roll_equivariant, random_images

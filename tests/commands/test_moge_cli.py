@@ -12,8 +12,9 @@ from plyfile import PlyData
 
 from backbones.moge.load import build_model, calibrate_mask, load_checkpoint, save_checkpoint, tiny_config
 from feat2gs.cli import build_parser, main
-from feat2gs.commands.moge import (colorize_depth, colormap, decode_depth_png, encode_depth_png, oklab_to_srgb,
-                                   run_moge)
+from feat2gs.commands.moge import run_moge
+from feat2gs.io.colormap import colorize_depth, colormap, oklab_to_srgb
+from feat2gs.io.depth_png import decode_depth_png, encode_depth_png
 from feat2gs.io.images import read_image, read_image_array, write_image, write_png
 
 
@@ -186,3 +187,13 @@ def test_bad_inputs_give_clear_errors(tmp_path, ckpt, images, capsys):
     assert "--fov-x" in fails(images / "a.png", "--weights", ckpt, "--fov-x", "200")
     with pytest.raises(SystemExit):  # argparse: --out is required
         build_parser().parse_args(["moge", str(images)])
+
+
+def test_missing_weights_name_the_weights_flag(tmp_path, fake_hf_cache):
+    from feat2gs.errors import WeightsNotFoundError
+    from feat2gs.io.images import write_image
+
+    write_image(tmp_path / "a.png", torch.rand(3, 16, 16))
+    with pytest.raises(WeightsNotFoundError) as e:
+        run_moge(str(tmp_path / "a.png"), str(tmp_path / "out"), device="cpu")
+    assert "--weights PATH" in str(e.value) and "backbone.weights" not in str(e.value)

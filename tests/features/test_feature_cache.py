@@ -194,7 +194,7 @@ def test_uncached_path_rounds_identically_and_per_pixel_is_never_cached(cache):
 
 def test_default_folder_honours_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("FEAT2GS_CACHE_DIR", str(tmp_path / "here"))
-    assert default_cache_dir() == tmp_path / "here"
+    assert default_cache_dir() == tmp_path / "here" / "features"
     monkeypatch.delenv("FEAT2GS_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "feat2gs" / "features"

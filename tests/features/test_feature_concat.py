@@ -99,9 +99,8 @@ def test_backbone_name_syntax_and_per_backbone_options():
     assert backbone_options(cfg, "cpu", "dinov2").layer == -2
     clip = backbone_options(cfg, "cpu", "clip")
     assert clip.layer == [-1, 0] and clip.variant == "x"
-    bad = load_config(["backbone=dinov2+clip", "backbone.per_backbone.clip.depth=2"])
     with pytest.raises(InputError, match="per_backbone.clip"):
-        backbone_options(bad, "cpu", "clip")
+        load_config(["backbone=dinov2+clip", "backbone.per_backbone.clip.depth=2"])
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -109,9 +108,8 @@ def test_backbone_name_syntax_and_per_backbone_options():
     (["backbone=dino+mae", "backbone.weights=/x.safetensors"], "backbone.weights"),
 ])
 def test_bad_concatenation_options(overrides, match, tmp_path):
-    cfg = load_config([*TINY_SCENE, *overrides])
-    with pytest.raises(InputError, match=match):
-        prepare_features(cfg, prepare_scene(cfg))
+    with pytest.raises(InputError, match=match):  # checked when the config is loaded
+        load_config([*TINY_SCENE, *overrides])
 
 
 def test_feature_rgb_is_robustly_normalised_and_pixel_aligned():

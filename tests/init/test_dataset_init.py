@@ -38,7 +38,7 @@ def test_registered_and_built_by_name():
     assert {"dataset", "mvs"} <= set(INITIALISERS.names())
     assert isinstance(build_initialiser("dataset", noise_std=0.1), DatasetInit)
     assert isinstance(build_initialiser("mvs", num_planes=16), MVSInit)
-    with pytest.raises(InputError, match="init.dataset.*accepted options: noise_std"):
+    with pytest.raises(InputError, match="init.options.*accepted options: noise_std"):
         build_initialiser("dataset", noise=0.1)
     with pytest.raises(UnknownNameError, match="unknown initialiser 'nope'"):
         build_initialiser("nope")

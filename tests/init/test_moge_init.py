@@ -60,15 +60,15 @@ def check_recovered(init, tol_scale, tol_shift):
 
 def test_registered_and_options_checked():
     assert "moge" in INITIALISERS.names()
-    with pytest.raises(InputError, match="init.moge.target"):
+    with pytest.raises(InputError, match="init.options.target"):
         build_initialiser("moge", target="colmap")
-    with pytest.raises(InputError, match="init.moge.trunc"):
+    with pytest.raises(InputError, match="init.options.trunc"):
         build_initialiser("moge", trunc=-1.0)
-    with pytest.raises(InputError, match="init.moge.align_resolution.*'many'"):
+    with pytest.raises(InputError, match="init.options.align_resolution.*'many'"):
         build_initialiser("moge", align_resolution="many")
-    with pytest.raises(InputError, match="init.moge.on_failure.*error, drop"):
+    with pytest.raises(InputError, match="init.options.on_failure.*error, drop"):
         build_initialiser("moge", on_failure="ignore")
-    with pytest.raises(InputError, match="init.moge.*accepted options"):
+    with pytest.raises(InputError, match="init.options.*accepted options"):
         build_initialiser("moge", no_such_option=1)
 
 
@@ -130,7 +130,8 @@ def test_uniform_weights_and_masks(synth):
     init = MoGeInit(predictor=fixed(synth["distorted"], moge_mask), sample_weights="uniform",
                     align_resolution=20)(replace(train, masks=scene_mask))
     check_recovered(init, tol_scale=0.015, tol_shift=0.04)
-    assert torch.equal(init.valid, moge_mask & scene_mask)
+    assert torch.equal(init.confidence > 0, moge_mask & scene_mask)  # the kept pixels
+    assert init.valid.all()  # dense: the others got an interpolated depth
     ignore = MoGeInit(predictor=fixed(synth["distorted"], moge_mask), use_moge_mask=False, use_masks=False,
                       align_resolution=16)(replace(train, masks=scene_mask))
     assert ignore.valid.all()
@@ -241,15 +242,16 @@ def test_moge_model_path_with_a_tiny_checkpoint(tmp_path, synth):
     dropped = [train.image_names[v] for v in range(3) if not scale[v] > 0]
     assert init.meta["dropped_views"] == dropped and len(dropped) < 3
     for v in range(3):
-        assert init.valid[v].any() == (train.image_names[v] not in dropped)
+        assert init.valid[v].any() == (train.image_names[v] not in dropped)  # a dropped view stays empty
     d = scale[:, None, None] * ref.depth + torch.tensor(init.meta["shift"])[:, None, None]
-    torch.testing.assert_close(init.depth[init.valid], d[init.valid])
+    keep = init.confidence > 0  # the predicted (not interpolated) pixels
+    torch.testing.assert_close(init.depth[keep], d[keep])
     # a v1 variant refuses a v2 file; a missing file / a wrong file are named
     with pytest.raises(InputError, match="MoGe v1"):
         MoGeInit(variant="v1-vitl", weights=str(tmp_path / "model.pt"))(train)
-    with pytest.raises(InputError, match="init.moge.variant.*unknown MoGe variant"):
+    with pytest.raises(InputError, match="init.options.variant.*unknown MoGe variant"):
         MoGeInit(variant="v9", weights=str(tmp_path / "model.pt"))(train)
-    with pytest.raises(InputError, match="init.moge.weights.*nope.pt"):
+    with pytest.raises(InputError, match="init.options.weights.*nope.pt"):
         MoGeInit(weights=str(tmp_path / "nope.pt"))(train)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="junk.pt"):
@@ -265,8 +267,9 @@ def test_missing_default_weights_say_how_to_get_them(synth):
     if weights_present(VARIANTS["v2-vitl-normal"].weights):
         pytest.skip("the released MoGe weights are in the Hugging Face cache")
     train = replace(synth["train"], sparse_points=synth["sparse"])
-    with pytest.raises(WeightsNotFoundError, match="moge-v2-vitl-normal.*weights fetch"):
+    with pytest.raises(WeightsNotFoundError, match="moge-v2-vitl-normal.*weights fetch") as e:
         MoGeInit(device="cpu")(train)
+    assert "init.options.weights=PATH" in str(e.value) and "backbone.weights" not in str(e.value)
 
 
 def test_real_llff_distorted_mvs_depth_aligns_to_colmap_points(shared_data):
@@ -276,7 +279,7 @@ def test_real_llff_distorted_mvs_depth_aligns_to_colmap_points(shared_data):
 
     scene = load_scene(shared_data / "llff" / "fern").resized_long_side(128, 16)
     train = scene.subset([0, 6, 12])
-    mvs = MVSInit()(train)
+    mvs = MVSInit(fill="none")(train)  # the confident pixels only
     distorted = A[:, None, None] * mvs.depth + B[:, None, None]
     init = MoGeInit(predictor=fixed(distorted, mvs.valid), align_resolution=20)(train)
     assert init.meta["target"] == "sparse" and min(init.meta["samples"]) > 100

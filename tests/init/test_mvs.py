@@ -125,7 +125,7 @@ def test_depth_range_priority_and_errors(raycast_small):
         mvs_depth_range(scene, near=1.0)
     with pytest.raises(InputError, match="at least 2"):
         MVSInit()(scene.subset([0]))
-    with pytest.raises(InputError, match="init.mvs.window"):
+    with pytest.raises(InputError, match="init.options.window"):
         MVSInit(window=4)
 
 

@@ -22,7 +22,8 @@ def test_g_mode_denoises_a_noisy_gt_initialisation(tmp_path):
     cfg = load_config([*CFG, "backbone=random-vit", "mode=G", f"output.root={tmp_path}"], preset="demo")
     prep = prepare_scene(cfg)
     corr = prep.gt.valid[prep.init.valid]
-    noisy = point_metrics(prep.init_gaussians.means[corr], prep.gt.points[prep.init.valid][corr])
+    noisy = point_metrics(prep.init_gaussians.means[corr], prep.gt.points[prep.init.valid][corr],
+                          scale=1 / prep.frame.scale)  # in dataset units, like the run's geometry metrics
     geo = run_probe(cfg, prep).metrics["geometry"]
     assert noisy["accuracy"] > 0.3 * SIGMA  # the injected noise is visible in the metric
     for key in ("accuracy", "completeness"):

@@ -15,11 +15,6 @@ TINY = ["scene.options.num_views=5", "scene.options.width=64", "scene.options.he
         "eval.pose_steps=2", "probe.sh_degree=1", "eval.lpips=none", "eval.save_renders=false"]
 
 
-@pytest.fixture(autouse=True)
-def _feature_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FEAT2GS_CACHE_DIR", str(tmp_path / "cache"))  # never the user's cache
-
-
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     torch.manual_seed(0)

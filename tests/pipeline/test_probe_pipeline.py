@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from feat2gs.config import load_config
-from feat2gs.errors import InputError, UnknownNameError
+from feat2gs.errors import InputError
 from feat2gs.io.ply import read_gaussians_ply
 from feat2gs.pipeline import prepare_scene, run_probe
 from feat2gs.run import is_complete
@@ -55,11 +55,16 @@ def test_same_seed_is_bit_identical(tmp_path, prep):
 
 
 def test_failed_run_is_marked_failed(tmp_path, prep):
-    with pytest.raises(UnknownNameError, match="no-such-backbone"):
-        run_probe(_cfg(tmp_path, "backbone=no-such-backbone"), prep)
+    with pytest.raises(InputError, match="no-such-backbone"):  # refused at load: no run folder
+        _cfg(tmp_path, "backbone=no-such-backbone")
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
+    cfg = _cfg(tmp_path, "backbone=random-vit", "backbone.arch_overrides={depth: 2, embed_dim: 32, num_heads: 2}",
+               "backbone.layer=99")
+    with pytest.raises(InputError, match="backbone.layer"):  # found when the model is built
+        run_probe(cfg, prep)
     (run,) = list(tmp_path.iterdir())
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["status"] == "failed" and "no-such-backbone" in meta["error"]
+    assert meta["status"] == "failed" and "backbone.layer" in meta["error"]
     assert not is_complete(run) and not (run / "metrics.json").exists()
 
 
