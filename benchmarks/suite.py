@@ -145,8 +145,8 @@ def _check_backbone(name: str, where: str) -> None:
 
 
 def load_suite(name_or_path: Union[str, Path], check: bool = True) -> Suite:
-    """Parse, validate and expand a suite. ``check=False`` skips the scene/backbone/config checks (used to
-    read a suite whose data is elsewhere)."""
+    """Parse, validate and expand a suite into its jobs. ``check=False`` only parses it: no scene, backbone
+    or config checks and no jobs (expanding needs the scenes: configs are checked against them)."""
     path = resolve_suite_path(name_or_path)
     where0 = str(path)
     try:
@@ -211,7 +211,8 @@ def load_suite(name_or_path: Union[str, Path], check: bool = True) -> Suite:
 
     suite = Suite(str(raw.get("name") or path.stem), path, str(raw.get("description") or ""), scenes, backbones,
                   modes, list(seeds_raw), overrides)
-    suite.jobs = expand(suite)
+    if check:
+        suite.jobs = expand(suite)
     return suite
 
 
