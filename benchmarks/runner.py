@@ -15,6 +15,8 @@ each run in flight) on a terminal, one line per finished run otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import sys
@@ -22,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
+
+from feat2gs.errors import InputError
 
 from .executors import build_executor
 from .jobs import Job, read_stage
@@ -49,6 +53,29 @@ def run_folder_name(job_identity) -> str:
 
 def default_runs_root(store_path: Path) -> Path:
     return store_path.with_name(store_path.stem + "-runs")
+
+
+@contextlib.contextmanager
+def sweep_lock(store_path: Path):
+    """One sweep per store at a time: an exclusive ``flock`` on ``<store>.lock`` (released by the kernel when
+    the sweep ends, however it ends). A second sweep gets one error naming the store."""
+    import fcntl
+
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = store_path.with_name(store_path.name + ".lock")
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise InputError(str(store_path), f"another sweep is writing this store (pid {holder}); wait for it "
+                                              "or give another --store") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
 
 
 class Progress:
@@ -133,7 +160,7 @@ def run_sweep(suite: Suite, store_path: Path, executor: str = "local", jobs: Opt
     runs_root = Path(runs_root) if runs_root else default_runs_root(store_path)
     summary = SweepSummary(total=len(suite.jobs))
     t0 = time.perf_counter()
-    with ResultStore(store_path) as store:
+    with sweep_lock(store_path), ResultStore(store_path) as store:
         statuses = store.statuses()
         todo: list[Job] = []
         recovered: list[RunRecord] = []

@@ -90,6 +90,22 @@ def test_failed_runs_are_recorded_resumed_and_reindexed(tmp_path, capsys):
     assert (tmp_path / "export" / "runs.parquet").is_file() and (tmp_path / "export" / "views.csv").is_file()
 
 
+def test_one_sweep_per_store(tmp_path):
+    import fcntl
+
+    from feat2gs.errors import InputError
+
+    suite = load_suite(write_suite(tmp_path / "s.yaml", modes="G"))
+    store = tmp_path / "s.sqlite"
+    with open(tmp_path / "s.sqlite.lock", "w") as f:
+        f.write("4242")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)  # another sweep holds the store
+        with pytest.raises(InputError, match=r"s.sqlite: another sweep is writing this store \(pid 4242\)"):
+            run_sweep(suite, store, live=False)
+    assert not default_runs_root(store).exists()
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for p in Path("/proc").iterdir():
