@@ -12,22 +12,74 @@ landscape crops only (``ManyAR_PatchEmbed`` transposes portrait images); we do t
 feature map back, so features stay aligned with the pixels of the image as given.
 
 The generic ViT pieces (``RoPE2D``, ``Attention``, ``Block``, ``PatchEmbed``) live in ``backbones/vit_blocks.py``
-(shared with ``backbones/vggt.py``); checkpoints are read and loaded strictly by ``backbones/checkpoint.py``.
+(shared with ``backbones/vggt.py``); the CroCo decoder pieces (``CrossAttention``, ``DecoderBlock``) and this encoder are
+the two-view DUSt3R / MASt3R networks of ``backbones/croco_stereo.py`` (one implementation); checkpoints
+are read and loaded strictly by ``backbones/checkpoint.py``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .checkpoint import load_strict, read_checkpoint
 from .common import HALF, TokenBackbone
 from .registry import BackboneInfo, register_backbone
-from .vit_blocks import Block, PatchEmbed, RoPE2D, build_config, grid_positions, tokens_to_map
+from .vit_blocks import Attention, Block, Mlp, PatchEmbed, RoPE2D, build_config, grid_positions, tokens_to_map
 from .weights import WeightsSpec
+
+
+# ------------------------------------------------------------------------------------- CroCo decoder parts
+class CrossAttention(nn.Module):
+    """CroCo multi-head cross-attention (official key names ``projq``, ``projk``, ``projv``, ``proj``, all with
+    bias): queries from x, keys/values from the other view's tokens y, 2D RoPE on q (x's positions) and k (y's)."""
+
+    def __init__(self, dim: int, num_heads: int, rope: Optional[RoPE2D] = None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.projq = nn.Linear(dim, dim)
+        self.projk = nn.Linear(dim, dim)
+        self.projv = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.rope = rope
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, xpos: torch.Tensor, ypos: torch.Tensor) -> torch.Tensor:
+        B, Nq, C = x.shape
+        Nk = y.shape[1]
+        h = self.num_heads
+        q = self.projq(x).view(B, Nq, h, C // h).transpose(1, 2)
+        k = self.projk(y).view(B, Nk, h, C // h).transpose(1, 2)
+        v = self.projv(y).view(B, Nk, h, C // h).transpose(1, 2)
+        if self.rope is not None:
+            q, k = self.rope(q, xpos), self.rope(k, ypos)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(B, Nq, C))
+
+
+class DecoderBlock(nn.Module):
+    """CroCo decoder block (official key names): self-attention (``norm1``, ``attn``), cross-attention to the
+    other view (``norm2``, ``cross_attn``, the other view's tokens normalised by ``norm_y``), MLP (``norm3``,
+    ``mlp``); LayerNorm eps 1e-6, RoPE on every attention."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, rope: Optional[RoPE2D] = None):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads, rope=rope)
+        self.cross_attn = CrossAttention(dim, num_heads, rope=rope)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm3 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.norm_y = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, xpos: torch.Tensor, ypos: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), xpos)
+        yn = self.norm_y(y)
+        x = x + self.cross_attn(self.norm2(x), yn, xpos, ypos)
+        return x + self.mlp(self.norm3(x))
 
 
 # ------------------------------------------------------------------------------------- CroCo encoder
@@ -71,6 +123,14 @@ class CroCoEncoder(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """All blocks + ``enc_norm``: tokens (B, h*w, C), their (y, x) positions (B, h*w, 2) and the grid."""
+        tokens, grid = self.patch_embed(x)
+        pos = grid_positions(x.shape[0], *grid, device=x.device)
+        for blk in self.enc_blocks:
+            tokens = blk(tokens, pos)
+        return self.enc_norm(tokens), pos, grid
 
     def forward(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
         """Token maps (B, C, h, w) after the given blocks; the last block's output gets ``enc_norm``

@@ -93,4 +93,5 @@ def compute_eval_mask(scene: Scene, split: Split, method: str = "auto", rel_tol:
     if test.masks is not None:
         masks = masks & test.masks
         meta["object_masks"] = True
+        meta["object_fraction"] = float(test.masks.float().mean())  # the most the mask can cover
     return EvalMask(masks.bool(), method, meta)

@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from probes.features import GaussianFeatures
 from probes.readout import Readout
 
-from .data import load_scene
+from .data import SceneCatalogue, open_scene, write_colmap, write_transforms
 from .data.frame import Frame, apply_frame, scene_frame
 from .data.split import named_split
 from .device import resolve_device
@@ -35,10 +35,11 @@ from .init.base import PointInit
 from .io.images import write_image
 from .io.ply import write_gaussians_ply
 from .metrics.points import point_metrics
+from .posefree.reconstruction import posefree_scenes
 from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
 from .run_warnings import loss_warnings, protocol_warnings, score_warnings
-from .scene import Scene, Split
+from .scene import Cameras, Scene, Split
 from .scene_cache import SceneStageCache, scene_digest, stage_key
 from .train import ProbeTrainer, TrainResult, scene_extent
 
@@ -46,7 +47,7 @@ from .train import ProbeTrainer, TrainResult, scene_extent
 # ------------------------------------------------------------------------------------------ scene stage
 @dataclass
 class PreparedScene:
-    scene: Scene  # all views at the working resolution, in the normalised frame
+    scene: Scene  # the views of the split (train, then test) at the working resolution, in the normalised frame
     split: Split
     train: Scene
     test: Scene
@@ -59,21 +60,31 @@ class PreparedScene:
     frame: Optional[Frame] = None
 
 
-def load_working_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> Scene:
-    """The scene at the working resolution, in the normalised frame (``scene.normalize``), with the background
-    of object-centric scenes blacked out (``scene.background``). ``scene``: an already loaded scene (in its
-    dataset units, any resolution) instead of ``scene.path``."""
-    if scene is None:
-        options = OmegaConf.to_container(cfg.scene.options, resolve=True) or {}
-        scene = load_scene(str(cfg.scene.path), **options)
-    if cfg.scene.long_side:
-        scene = scene.resized_long_side(int(cfg.scene.long_side), int(cfg.scene.multiple or 1))
-    frame = scene_frame(scene, str(OmegaConf.select(cfg, "scene.normalize", default="auto")))
+def open_working_scene(cfg: DictConfig) -> SceneCatalogue:
+    """The scene's catalogue (cameras, names, files; no pixels decoded) from ``cfg.scene``."""
+    options = OmegaConf.to_container(cfg.scene.options, resolve=True) or {}
+    fmt = cfg.scene.format or None
+    legacy = options.pop("format", None)  # scene.options.format, the undocumented key of earlier versions
+    if legacy and fmt and legacy != fmt:
+        raise InputError("scene.format", f"scene.format={fmt} but scene.options.format={legacy}; give scene.format")
+    return open_scene(str(cfg.scene.path), fmt or legacy, **options)
+
+
+def load_working_scene(cfg: DictConfig, views: Optional[Sequence[int]] = None,
+                       catalogue: Optional[SceneCatalogue] = None) -> Scene:
+    """``views`` of the scene (default all), decoded and resized on load to the working resolution, mapped to
+    the normalised frame (``scene.normalize``; the frame uses every camera of the catalogue) and, for scenes with
+    object masks, with the background blacked out (``scene.background``)."""
+    catalogue = catalogue or open_working_scene(cfg)
+    scene = catalogue.load(views, cfg.scene.long_side or None, int(cfg.scene.multiple or 1))
+    return to_working_frame(cfg, scene, catalogue.cameras)
+
+
+def to_working_frame(cfg: DictConfig, scene: Scene, all_cameras: Optional[Cameras] = None) -> Scene:
+    frame = scene_frame(scene, str(OmegaConf.select(cfg, "scene.normalize", default="auto")), cameras=all_cameras)
     scene = apply_frame(scene, frame)
     scene.meta["frame"] = frame.as_dict()
     background = str(OmegaConf.select(cfg, "scene.background", default="black"))
-    if background not in ("black", "keep"):
-        raise InputError("scene.background", f"expected black or keep, got {background!r}")
     if scene.masks is not None and background == "black":
         scene = mask_background(scene, int(OmegaConf.select(cfg, "scene.mask_erosion", default=0) or 0))
     return scene
@@ -89,7 +100,8 @@ def mask_background(scene: Scene, erosion: int) -> Scene:
     return replace(scene, images=scene.images * masks[:, None].float(), masks=masks, meta=meta)
 
 
-def split_from_config(cfg: DictConfig, scene: Scene) -> Split:
+def split_from_config(cfg: DictConfig, scene: Union[Scene, SceneCatalogue]) -> Split:
+    """The split (``split.name`` and friends) of a scene or catalogue: cameras and the dataset's own splits only."""
     s = cfg.split
     return named_split(scene, str(OmegaConf.select(cfg, "split.name", default="default")),
                        None if s.n_train is None else int(s.n_train), test=str(s.test), n_test=s.n_test,
@@ -97,8 +109,12 @@ def split_from_config(cfg: DictConfig, scene: Scene) -> Split:
                        test_indices=None if s.test_indices is None else list(s.test_indices))
 
 
-def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene) -> tuple[PointInit, EvalMask, bool]:
-    """The initialisation of the train views and the evaluation mask, through the on-disk scene-stage cache."""
+def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene, test: Scene
+                 ) -> tuple[PointInit, EvalMask, bool, Optional[tuple[Cameras, dict]]]:
+    """The initialisation of the train views and the evaluation mask, through the on-disk scene-stage cache.
+    ``split`` indexes ``scene`` (which holds just the split's views, train then test). For a pose-free
+    initialiser also the recovered train + registered test cameras and the pose metrics (else None); its
+    evaluation mask is computed with those cameras."""
     init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
     ev = cfg.eval
     mask_opts = {"method": str(OmegaConf.select(cfg, "eval.mask", default="auto")),
@@ -106,60 +122,89 @@ def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene) -> t
                  "mvs_rel_tol": float(OmegaConf.select(cfg, "eval.mask_mvs_rel_tol", default=0.02)),
                  "mvs_options": OmegaConf.to_container(ev.mask_mvs_options, resolve=True)
                  if OmegaConf.select(cfg, "eval.mask_mvs_options") is not None else {}}
-    key = stage_key({"scene": scene_digest(scene.subset(list(split.train) + list(split.test))),
-                     "train": list(split.train), "test": list(split.test),
+    key = stage_key({"scene": scene_digest(scene), "train": list(split.train), "test": list(split.test),
                      "init": str(cfg.init.name), "init_options": init_opts, "eval_mask": mask_opts})
     enabled = bool(OmegaConf.select(cfg, "cache.scenes", default=True))
 
     def compute() -> dict:
-        init = build_initialiser(str(cfg.init.name), **init_opts)(train)
-        em = compute_eval_mask(scene, split, **mask_opts)
-        return {"points": init.points, "valid": init.valid, "colors": init.colors, "depth": init.depth,
+        initialiser = build_initialiser(str(cfg.init.name), **init_opts)
+        init = initialiser(train)
+        out: dict[str, Any] = {}
+        mask_scene = scene
+        if getattr(initialiser, "pose_free", False):
+            train_pf, test_pf, poses = posefree_scenes(initialiser, init, train, test)
+            cams = Cameras(torch.cat([train_pf.cameras.K, test_pf.cameras.K]),
+                           torch.cat([train_pf.cameras.viewmats, test_pf.cameras.viewmats]), scene.width, scene.height)
+            mask_scene = replace(scene, cameras=cams, depths=None)  # the mask from the recovered geometry
+            out.update(cams_K=cams.K, cams_viewmats=cams.viewmats, poses_json=json.dumps(poses, default=str))
+        em = compute_eval_mask(mask_scene, split, **mask_opts)
+        return {**out, "points": init.points, "valid": init.valid, "colors": init.colors, "depth": init.depth,
                 "confidence": init.confidence, "method": init.method,
                 "meta_json": json.dumps(init.meta, default=str),
                 "mask": em.masks, "mask_method": em.method, "mask_meta_json": json.dumps(em.meta, default=str)}
 
     v, hit = SceneStageCache(OmegaConf.select(cfg, "cache.dir_scenes"), enabled).get_or_compute(key, compute)
+    posefree = None
+    train_cams = train.cameras
+    if "cams_K" in v:
+        n = len(train.cameras)
+        posefree = (Cameras(v["cams_K"], v["cams_viewmats"], scene.width, scene.height), json.loads(v["poses_json"]))
+        train_cams = Cameras(v["cams_K"][:n], v["cams_viewmats"][:n], train.width, train.height)
     init = PointInit(points=v["points"], valid=v["valid"], colors=v["colors"], depth=v["depth"],
-                     cameras=train.cameras, method=v["method"], meta=json.loads(v["meta_json"]),
+                     cameras=train_cams, method=v["method"], meta=json.loads(v["meta_json"]),
                      confidence=v["confidence"])
     em = EvalMask(v["mask"], v["mask_method"], json.loads(v["mask_meta_json"]))
-    return init, em, hit
+    return init, em, hit, posefree
 
 
-def prepare_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> PreparedScene:
-    """The scene stage; ``scene``: an already loaded scene instead of ``scene.path`` (see load_working_scene)."""
+def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Scene]] = None) -> PreparedScene:
+    """Scene, split, initialisation and evaluation mask; ``catalogue`` replaces ``cfg.scene.path`` (a catalogue,
+    or a Scene made in memory, in its dataset units and at any resolution)."""
     t0 = time.perf_counter()
-    scene = load_working_scene(cfg, scene)
-    split = split_from_config(cfg, scene)
-    train, test = scene.subset(split.train), scene.subset(split.test)
+    if isinstance(catalogue, Scene):
+        catalogue = SceneCatalogue.from_scene(catalogue, "memory")
+    catalogue = catalogue or open_working_scene(cfg)
+    split = split_from_config(cfg, catalogue)  # cameras only: no image decoded yet
+    used = list(split.train) + list(split.test)
+    scene = load_working_scene(cfg, used, catalogue)  # only these views
+    n_train = len(split.train)
+    train, test = scene.subset(range(n_train)), scene.subset(range(n_train, len(used)))
+    local = Split(tuple(range(n_train)), tuple(range(n_train, len(used))), split.rule)
     block = int(cfg.init.block)
-    full_init, em, hit = _scene_stage(cfg, scene, split, train)
+    full_init, em, hit, posefree = _scene_stage(cfg, scene, local, train, test)
+    gt_train = train  # GT depth lives in the (normalised) dataset frame
+    poses = None
+    if posefree is not None:  # recovered train cameras, registered test cameras; dataset poses only score them
+        cams, poses = posefree
+        n = len(train.cameras)
+        train = replace(train, cameras=Cameras(cams.K[:n], cams.viewmats[:n], train.width, train.height), depths=None)
+        test = replace(test, cameras=Cameras(cams.K[n:], cams.viewmats[n:], test.width, test.height), depths=None)
     init = full_init.pooled(block)
     pts, cols = init.points[init.valid], init.colors[init.valid]
     init_gaussians = Gaussians.from_points(pts, cols, knn_log_scales(pts), opacity=float(cfg.probe.init_opacity),
                                            sh_degree=int(cfg.probe.sh_degree))
     gt = None
     init_error = None
-    if train.depths is not None:
-        gt_full = build_initialiser("dataset", fill=False)(train)
+    if gt_train.depths is not None:  # geometry metrics align the Gaussians to these by sim(3)
+        gt_full = build_initialiser("dataset", fill=False)(gt_train)
         gt = gt_full.pooled(block)
         ok = gt_full.valid & full_init.valid
-        if ok.any():
+        if ok.any() and posefree is None:  # depths of a recovered frame are not comparable
             rel = ((full_init.depth - gt_full.depth).abs() / gt_full.depth.clamp_min(1e-12))[ok]
             init_error = {"median_rel_depth_error": float(rel.median()),
                           "mean_rel_depth_error": float(rel.mean()),
                           "p90_rel_depth_error": float(rel.quantile(0.9)),
                           "fraction_within_1pct": float((rel < 0.01).float().mean())}
     extent = scene_extent(train.cameras, fallback=float(init.depth[init.valid].median()))
-    frame = Frame(**{k: v for k, v in _frame_args(scene.meta["frame"]).items()})
-    info = {"scene": scene.name, "views": scene.num_views, "resolution": [scene.width, scene.height],
+    frame = Frame(**_frame_args(scene.meta["frame"]))
+    info = {"scene": scene.name, "format": catalogue.format, "views": catalogue.num_views,
+            "resolution": [scene.width, scene.height],
             "split": split.rule, "split_name": str(OmegaConf.select(cfg, "split.name", default="default")),
             "train_indices": list(split.train), "test_indices": list(split.test),
-            "train_views": [scene.image_names[i] for i in split.train],
-            "test_views": [scene.image_names[i] for i in split.test], "split_rule": split.rule,
+            "train_views": list(train.image_names), "test_views": list(test.image_names), "split_rule": split.rule,
             "gaussians": len(init_gaussians), "grid": list(init.valid.shape[1:]), "grid_stride": block,
-            "train_coverage": init.coverage, "init_confident_fraction": float((full_init.confidence > 0).float().mean()),
+            "train_coverage": init.coverage,
+            "init_confident_fraction": float((full_init.confidence > 0).float().mean()),
             "init_depth_error": init_error, "extent": extent,
             "frame": frame.as_dict(), "units": scene.units, "dataset_units": frame.units,
             "background": scene.meta.get("background"),
@@ -168,7 +213,8 @@ def prepare_scene(cfg: DictConfig, scene: Optional[Scene] = None) -> PreparedSce
                           "per_view": em.per_view, "meta": em.meta},
             "eval_coverage": em.coverage, "eval_mask_sha256": em.sha256,
             "test_valid_fraction": em.coverage, "scene_stage_cached": hit,
-            "scene_stage_seconds": time.perf_counter() - t0}
+            "scene_stage_seconds": time.perf_counter() - t0, "load_warnings": list(catalogue.warnings),
+            "poses": poses}
     return PreparedScene(scene, split, train, test, init, init_gaussians, em.masks, extent, gt, info, frame)
 
 
@@ -265,7 +311,7 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         metrics = {
             "summary": summary, "warnings": warnings,
             "scene": prep.info, "features": feats.info, "renderer": renderer.name,
-            "mode": str(cfg.probe.mode), "backbone": str(cfg.backbone.name),
+            "mode": str(cfg.probe.mode), "backbone": str(cfg.backbone.name), "poses": prep.info.get("poses"),
             "nvs": ev.summary, "views": [v.as_dict() for v in ev.views],
             "geometry": geometry,
             "train": {"final_photo_loss": (result.history["photo_loss"] or [None])[-1],
@@ -285,10 +331,11 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
 
 def write_outputs(run: RunDir, cfg: DictConfig, prep: PreparedScene, result: TrainResult, ev: EvalResult) -> None:
     write_gaussians_ply(run.path / "gaussians.ply", result.gaussians)
-    torch.save({"train_viewmats": result.viewmats.cpu(),
-                "test_viewmats": torch.stack([v.pose.viewmat.cpu() if v.pose else prep.test.cameras.viewmats[i]
-                                              for i, v in enumerate(ev.views)])},
-               run.path / "poses.pt")
+    test_viewmats = torch.stack([v.pose.viewmat.cpu() if v.pose else prep.test.cameras.viewmats[i]
+                                 for i, v in enumerate(ev.views)])
+    torch.save({"train_viewmats": result.viewmats.cpu(), "test_viewmats": test_viewmats}, run.path / "poses.pt")
+    write_run_cameras(run.path / "cameras", prep.train.cameras.with_viewmats(result.viewmats.detach().cpu()),
+                      prep.test.cameras.with_viewmats(test_viewmats), prep.train.image_names, prep.test.image_names)
     if cfg.eval.save_renders:
         out = run.path / "renders"
         out.mkdir()
@@ -297,6 +344,16 @@ def write_outputs(run: RunDir, cfg: DictConfig, prep: PreparedScene, result: Tra
             write_image(out / f"{stem}_render.png", ev.renders[i])
             write_image(out / f"{stem}_gt.png", prep.test.images[i])
             write_image(out / f"{stem}_mask.png", prep.test_masks[i].float()[None].expand(3, -1, -1))
+
+
+def write_run_cameras(folder: Path, train: Cameras, test: Cameras, train_names: Sequence[str],
+                      test_names: Sequence[str]) -> None:
+    """The run's refined train and test cameras (the frame of gaussians.ply, working resolution) as a COLMAP
+    text model (``folder/sparse/0``) and a ``folder/transforms.json``, image names as in the scene."""
+    cams = Cameras(torch.cat([train.K, test.K]), torch.cat([train.viewmats, test.viewmats]), train.width, train.height)
+    names = list(train_names) + list(test_names)
+    write_colmap(folder, cams, names)
+    write_transforms(folder, cams, names, extra={"train_views": list(train_names), "test_views": list(test_names)})
 
 
 def _to(feats: GaussianFeatures, device: str) -> GaussianFeatures:

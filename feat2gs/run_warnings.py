@@ -50,9 +50,13 @@ def protocol_warnings(info: Mapping[str, Any], has_test: bool = True) -> list[st
     if tc is not None and tc < MIN_TRAIN_COVERAGE:
         out.append(f"train coverage {tc:.2f} < {MIN_TRAIN_COVERAGE}: the Gaussians miss train pixels")
     ec = info.get("eval_coverage")
-    if has_test and ec is not None and ec < MIN_EVAL_COVERAGE:
-        out.append(f"evaluation-mask coverage {ec:.2f} < {MIN_EVAL_COVERAGE}: the scores cover a small part of "
-                   "the test images")
+    obj = ((info.get("eval_mask") or {}).get("meta") or {}).get("object_fraction")
+    if has_test and ec is not None:
+        # object-centric scenes: coverage of the object (the background is black and never scored)
+        rel, what = (ec / obj, "of the object pixels") if obj else (ec, "of the test pixels")
+        if rel < MIN_EVAL_COVERAGE:
+            out.append(f"evaluation-mask coverage {rel:.2f} {what} < {MIN_EVAL_COVERAGE}: the scores cover a small "
+                       "part of the test views")
     return out
 
 

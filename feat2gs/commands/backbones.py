@@ -173,13 +173,12 @@ def cmd_weights_fetch(args) -> int:
 def scene_images(cfg, views: str = "train"):
     """(images (V, 3, H, W) at the working resolution, their names) of the scene's train views (``cfg.split``)
     or of all views."""
-    from ..pipeline import load_working_scene, split_from_config
+    from ..pipeline import open_working_scene, split_from_config
 
-    scene = load_working_scene(cfg)
-    if views == "all":
-        return scene.images, list(scene.image_names)
-    train = scene.subset(split_from_config(cfg, scene).train)
-    return train.images, list(train.image_names)
+    catalogue = open_working_scene(cfg)
+    idx = None if views == "all" else split_from_config(cfg, catalogue).train
+    scene = catalogue.load(idx, cfg.scene.long_side or None, int(cfg.scene.multiple or 1))
+    return scene.images, list(scene.image_names)
 
 
 def cmd_features(args) -> int:

@@ -127,7 +127,7 @@ def validate(cfg: DictConfig) -> Config:
     _check_cross(typed_cfg)
     from .options import check_init_options, check_scene_options
 
-    check_scene_options(typed_cfg.scene.path, typed_cfg.scene.options)
+    check_scene_options(typed_cfg.scene.path, typed_cfg.scene.options, typed_cfg.scene.format)
     check_init_options(typed_cfg.init.name, typed_cfg.init.options)
     _check_backbones(cfg)
     cfg.probe.mode = typed_cfg.probe.mode

@@ -28,7 +28,7 @@ SCENE_OPTION_RANGES: dict[str, dict[str, dict[str, Any]]] = {
     "idr": {"max_skew": {"ge": 0.0}, "mask_threshold": {"gt": 0.0, "lt": 1.0}},
 }
 #: parameters that are not options (set by the code, not by the config)
-NOT_OPTIONS = ("self", "path", "predictor")
+NOT_OPTIONS = ("self", "path", "root", "predictor")
 
 
 def _parameters(factory: Callable) -> tuple[dict[str, Any], bool]:
@@ -39,7 +39,13 @@ def _parameters(factory: Callable) -> tuple[dict[str, Any], bool]:
     except Exception:  # unresolvable annotations: check names only
         hints = {}
     params = inspect.signature(target).parameters
-    names = {n: hints.get(n, Any) for n, p in params.items()
+    def typ(n: str, p: inspect.Parameter) -> Any:
+        if n in hints:
+            return hints[n]
+        # unannotated (or unresolvable) parameter: the type of a plain default, e.g. ``num_views=8`` -> int
+        return type(p.default) if type(p.default) in (int, float, bool, str) else Any
+
+    names = {n: typ(n, p) for n, p in params.items()
              if n not in NOT_OPTIONS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     return names, any(p.kind == p.VAR_KEYWORD for p in params.values())
 
@@ -65,16 +71,21 @@ def _renamed(e: InputError, old: str, new: str) -> ConfigError:
     return ConfigError(where, e.detail)
 
 
-def check_scene_options(path: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``scene.options`` for the scene at ``path`` (format detected from the folder unless ``format`` is
-    given); raises ``InputError`` for a missing folder or an undetectable format."""
+def check_scene_options(path: str, options: Mapping[str, Any], fmt: Any = None) -> dict[str, Any]:
+    """``scene.options`` for the scene at ``path`` (format ``fmt`` = ``scene.format``, else the legacy
+    ``scene.options.format``, else detected from the folder); raises ``ConfigError`` for a missing folder or an
+    undetectable format. Options are checked against the format's ``load`` signature (typed parameters) and
+    its ``option_names()`` (options it passes on to an inner loader)."""
     from ..data import SCENE_FORMATS, SYNTHETIC, detect_format
+    from ..data.formats import get_format
     from ..data.synthetic import SyntheticOptions
 
     options = dict(options)
-    fmt = options.get("format")
+    legacy = options.get("format")
+    if fmt is None and legacy is not None:
+        fmt = legacy
     if fmt is not None:
-        fmt = check_value(fmt, str, {"choices": tuple(SCENE_FORMATS.names())}, "scene.options.format")
+        fmt = check_value(fmt, str, {"choices": tuple(SCENE_FORMATS.names())}, "scene.format")
     elif path == SYNTHETIC:
         fmt = SYNTHETIC
     else:
@@ -82,11 +93,13 @@ def check_scene_options(path: str, options: Mapping[str, Any]) -> dict[str, Any]
             fmt = detect_format(path)
         except InputError as e:
             raise ConfigError("scene.path", f"{e.where}: {e.detail}") from None
-    loader = SCENE_FORMATS.entry(fmt).factory
+    form = get_format(fmt)
     extra: dict[str, Any] = {"format": str}
+    typed, _ = _parameters(form.load)
+    extra.update({n: Any for n in form.option_names() if n not in typed})
     if fmt == SYNTHETIC:
         extra.update(typing.get_type_hints(SyntheticOptions))
-    out = check_call_options(loader, options, "scene.options", extra, SCENE_OPTION_RANGES.get(fmt, {}))
+    out = check_call_options(form.load, options, "scene.options", extra, SCENE_OPTION_RANGES.get(fmt, {}))
     if fmt == SYNTHETIC:
         own = {k: v for k, v in out.items() if k in SyntheticOptions.__dataclass_fields__}
         try:

@@ -52,6 +52,7 @@ def key(**meta: Any) -> Any:
 @dataclass(frozen=True)
 class SceneConfig:
     path: str = key(nonempty=True)
+    format: Optional[str] = key(nonempty=True)  # a registered scene format (feat2gs.data.formats)
     long_side: Optional[int] = key(ge=8)
     multiple: int = key(ge=1, le=256)
     options: dict = key()

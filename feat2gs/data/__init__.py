@@ -1,80 +1,46 @@
 """Scene loading: dataset formats, the synthetic scene, and sparse-view splits.
 
-``load_scene(path, **options)`` detects the format of a scene folder from its files:
+Every format is one module with one :class:`~feat2gs.data.formats.SceneFormat` (``detect``, ``load``) registered
+in ``SCENE_FORMATS`` (see :mod:`feat2gs.data.formats` on adding one):
 
-==============  =====================================================  =============================
-format          recognised by                                          loader
-==============  =====================================================  =============================
-``llff``        ``poses_bounds.npy``                                   :func:`load_llff`
-``idr``         ``cameras_sphere.npz`` or ``cameras.npz`` (IDR/NeuS)   :func:`load_idr`
-``middlebury``  ``*_par.txt``                                          :func:`load_middlebury`
-==============  =====================================================  =============================
+===============  ==============================================================================================
+``scene.format`` recognised by
+===============  ==============================================================================================
+``llff``         ``poses_bounds.npy``
+``idr``          ``cameras_sphere.npz`` or ``cameras.npz`` (IDR/NeuS)
+``middlebury``   ``*_par.txt``
+``colmap``       ``sparse/0/`` (or ``sparse/``) with ``cameras``/``images`` ``.bin`` or ``.txt``
+``transforms``   ``transforms.json`` / ``transforms_train.json`` (nerfstudio, instant-ngp, Blender)
+``mvsnet``       ``cams/*_cam.txt`` (DTU in MVSNet's layout, with ``depths/`` and masks)
+``feat2gs``      ``dataset_split.json`` in a parent folder that lists the scene (the Feat2GS benchmark layout)
+``synthetic``    ``scene.path=synthetic``
+===============  ==============================================================================================
 
-``load_scene("synthetic", seed=..., num_views=..., ...)`` returns :func:`make_synthetic_scene`'s scene;
-``format=`` forces a format. Every loader returns a :class:`~feat2gs.scene.Scene` with OpenCV world-to-camera
-``viewmats`` and intrinsics in the pixel-centre convention of :mod:`feat2gs.scene`.
+``open_scene(path, format=None, **options)`` returns a :class:`SceneCatalogue` (cameras, names, files; no pixels);
+``load_scene(path, format=None, views=None, long_side=None, multiple=1, **options)`` decodes the views asked
+for, resized on load. Every scene uses OpenCV world-to-camera ``viewmats`` and pixel-centre intrinsics
+(:mod:`feat2gs.scene`).
 """
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
-from typing import Callable, Optional, Union
-
-from ..errors import InputError
-from ..registry import Registry
 from ..scene import Scene, Split
-from .idr import CAMERA_FILES as IDR_CAMERA_FILES
+from .catalogue import SceneCatalogue, ViewFiles
+from .formats import SCENE_FORMATS, SYNTHETIC, SceneFormat, detect_format, get_format, load_scene, open_scene
+from .llff import load_llff  # importing each format module registers it (this order = detection message order)
 from .idr import load_idr
-from .llff import POSES_FILE, load_llff
-from .middlebury import PAR_SUFFIX, load_middlebury
-from .split import DTU_SPARSE_TEST, DTU_SPARSE_TRAIN, dtu_sparse_split, make_split, view_distances
+from .middlebury import load_middlebury
+from .colmap import catalogue_colmap, write_colmap, write_colmap_scene
+from .transforms import catalogue_transforms, write_transforms, write_transforms_scene
+from .mvsnet import catalogue_mvsnet, write_mvsnet
+from .feat2gs_layout import catalogue_feat2gs
 from .synthetic import SyntheticOptions, make_synthetic_scene
-
-SCENE_FORMATS: Registry[Callable[..., Scene]] = Registry("scene format")
-SCENE_FORMATS.add("llff", load_llff, markers=(POSES_FILE,))
-SCENE_FORMATS.add("idr", load_idr, markers=IDR_CAMERA_FILES)
-SCENE_FORMATS.add("middlebury", load_middlebury, markers=("*" + PAR_SUFFIX,))
-SCENE_FORMATS.add("synthetic", make_synthetic_scene, markers=())
-
-SYNTHETIC = "synthetic"
-
-
-def detect_format(path: Union[str, Path]) -> str:
-    """The format name of a scene folder (see the module docstring); InputError naming the folder and the
-    files looked for when none (or more than one) format matches."""
-    root = Path(path)
-    if not root.is_dir():
-        raise InputError(str(root), "scene folder not found")
-    found = [e.name for e in SCENE_FORMATS if any(any(root.glob(m)) for m in e.meta["markers"])]
-    if len(found) == 1:
-        return found[0]
-    looked = "; ".join(f"{', '.join(e.meta['markers'])} ({e.name})" for e in SCENE_FORMATS if e.meta["markers"])
-    if not found:
-        raise InputError(str(root), f"cannot tell the scene format: looked for {looked}")
-    raise InputError(str(root), f"ambiguous scene format (files of {', '.join(found)}); pass format=")
-
-
-def load_scene(path: Union[str, Path], format: Optional[str] = None, **options) -> Scene:
-    """Load a scene folder (format auto-detected unless ``format`` is given) or, for ``path="synthetic"``,
-    build the synthetic scene. ``options`` go to the format's loader; unknown ones raise InputError."""
-    if format is None:
-        format = SYNTHETIC if str(path) == SYNTHETIC else detect_format(path)
-    loader = SCENE_FORMATS.entry(format).factory
-    params = inspect.signature(loader).parameters
-    if format == SYNTHETIC:
-        known = [p for p in params if p != "options"] + [f for f in SyntheticOptions.__dataclass_fields__]
-        args: tuple = ()
-    else:
-        known = [p for p in params if p != "path"]
-        args = (path,)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise InputError(f"{format}.{unknown[0]}", f"unknown option for {format} scenes; known: {', '.join(known)}")
-    return loader(*args, **options)
-
+from .split import DTU_SPARSE_TEST, DTU_SPARSE_TRAIN, dtu_sparse_split, make_split, view_distances
 
 __all__ = [
-    "DTU_SPARSE_TEST", "DTU_SPARSE_TRAIN", "SCENE_FORMATS", "Scene", "Split", "detect_format", "dtu_sparse_split",
-    "load_idr", "load_llff", "load_middlebury", "load_scene", "make_split", "make_synthetic_scene", "view_distances",
+    "DTU_SPARSE_TEST", "DTU_SPARSE_TRAIN", "SCENE_FORMATS", "SYNTHETIC", "Scene", "SceneCatalogue", "SceneFormat",
+    "Split", "SyntheticOptions", "ViewFiles", "detect_format", "dtu_sparse_split", "get_format", "load_idr",
+    "load_llff", "load_middlebury", "load_scene", "make_split", "make_synthetic_scene", "open_scene",
+    "view_distances", "catalogue_colmap", "write_colmap", "write_colmap_scene", "catalogue_transforms",
+    "write_transforms", "write_transforms_scene", "catalogue_mvsnet", "write_mvsnet", "catalogue_feat2gs",
 ]

@@ -139,3 +139,19 @@ def to_cameras(K: np.ndarray, viewmats: np.ndarray, width: int, height: int, whe
                        int(width), int(height))
     except InputError as e:
         raise InputError(f"{where} ({e.where})", e.detail) from None
+
+
+def common_image_size(files: Sequence[Path]) -> tuple[int, int]:
+    """(width, height) shared by image files, read from their headers only; InputError naming the first file
+    of another size."""
+    from ..io.images import image_size
+
+    if not files:
+        raise InputError("images", "no image files given")
+    first = image_size(files[0])
+    for p in files[1:]:
+        s = image_size(p)
+        if s != first:
+            raise InputError(str(p), f"image is {s[0]}x{s[1]} but {Path(files[0]).name} is {first[0]}x{first[1]}; "
+                                     "all views must have one size")
+    return first

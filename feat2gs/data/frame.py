@@ -79,12 +79,13 @@ def _median_depth(scene: Scene) -> Optional[float]:
     return None
 
 
-def scene_frame(scene: Scene, method: str = "auto") -> Frame:
-    """The normalising similarity of ``scene`` (see the module docstring)."""
+def scene_frame(scene: Scene, method: str = "auto", cameras: Optional[Cameras] = None) -> Frame:
+    """The normalising similarity of ``scene`` (see the module docstring). ``cameras``: every camera of the
+    scene when ``scene`` holds only some views (lazy loading), for the centroid and spread."""
     if method not in FRAME_METHODS:
         raise InputError("scene.normalize", f"unknown frame {method!r}; use one of {', '.join(FRAME_METHODS)}")
     units = scene.units or IDENTITY_UNITS
-    C = scene.cameras.centers.double()
+    C = (cameras if cameras is not None else scene.cameras).centers.double()
     meta = scene.meta or {}
     if method == "none":
         return Frame(1.0, (0.0, 0.0, 0.0), "none", units)

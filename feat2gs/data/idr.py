@@ -33,10 +33,12 @@ import scipy.linalg
 import torch
 
 from ..errors import InputError
-from ..io.images import list_images, read_images, read_masks
+from ..io.images import image_size, list_images
 from ..scene import Scene
-from .common import (check_array, checked_rotation, depth_range_sphere, drop_skew, numeric_stem, to_cameras,
-                     viewmat)
+from .catalogue import SceneCatalogue, ViewFiles
+from .common import (check_array, checked_rotation, common_image_size, depth_range_sphere, drop_skew, numeric_stem,
+                     to_cameras, viewmat)
+from .formats import SceneFormat, register_format
 
 CAMERA_FILES = ("cameras_sphere.npz", "cameras.npz")
 IMAGE_DIRS = ("image", "images", "rgb")
@@ -69,9 +71,25 @@ def _find(root: Path, names: tuple[str, ...], kind: str, required: bool = True) 
     return None
 
 
-def load_idr(path: Union[str, Path], masks: bool = True, normalize: bool = False, max_skew: float = 0.05,
-             mask_threshold: float = 0.5, name: Optional[str] = None) -> Scene:
-    """Load an IDR/NeuS scene folder (see the module docstring for the conventions)."""
+@register_format
+class IDRFormat(SceneFormat):
+    name = "idr"
+    markers = CAMERA_FILES
+    description = "IDR/NeuS (DTU): cameras_sphere.npz or cameras.npz + image/ (+ mask/)"
+
+    def load(self, root: Path, masks: bool = True, normalize: bool = False, max_skew: float = 0.05,
+             mask_threshold: float = 0.5, name: Optional[str] = None) -> SceneCatalogue:
+        return catalogue_idr(root, masks, normalize, max_skew, mask_threshold, name)
+
+
+def load_idr(path: Union[str, Path], **options) -> Scene:
+    """Load an IDR/NeuS scene folder, every view decoded (options as :func:`catalogue_idr`)."""
+    return catalogue_idr(path, **options).load()
+
+
+def catalogue_idr(path: Union[str, Path], masks: bool = True, normalize: bool = False, max_skew: float = 0.05,
+                  mask_threshold: float = 0.5, name: Optional[str] = None) -> SceneCatalogue:
+    """Catalogue of an IDR/NeuS scene folder (see the module docstring for the conventions)."""
     root = Path(path)
     cam_path = _find(root, CAMERA_FILES, "camera file")
     image_dir = _find(root, IMAGE_DIRS, "image folder")
@@ -85,8 +103,7 @@ def load_idr(path: Union[str, Path], masks: bool = True, normalize: bool = False
     if n_cams != len(files):
         raise InputError(str(cam_path), f"{n_cams} world_mat_* cameras but {len(files)} images in {image_dir}")
 
-    imgs = read_images(files)
-    H, W = int(imgs.shape[2]), int(imgs.shape[3])
+    W, H = common_image_size(files)
     Ks, vms, scale_mats, skews = [], [], [], []
     for i in range(len(files)):
         wkey, skey = f"world_mat_{i}", f"scale_mat_{i}"
@@ -123,7 +140,7 @@ def load_idr(path: Union[str, Path], masks: bool = True, normalize: bool = False
         centre, radius = S0[:3, 3], float(np.linalg.norm(S0[:3, :3], axis=0).max())
     depth_range = depth_range_sphere(vms_arr, centre, radius)
 
-    mask_t = None
+    mask_files: list = [None] * len(files)
     mask_dir = _find(root, MASK_DIRS, "mask folder", required=False) if masks else None
     if mask_dir is not None:
         by_number = {numeric_stem(p): p for p in list_images(mask_dir) if numeric_stem(p) is not None}
@@ -133,15 +150,19 @@ def load_idr(path: Union[str, Path], masks: bool = True, normalize: bool = False
             if num is None or num not in by_number:
                 raise InputError(str(mask_dir / f.name), f"no mask for image {f.name} in {mask_dir} (masks are "
                                                          "matched by the number in the file name)")
-            mask_files.append(by_number[num])
-        mask_t = read_masks(mask_files, (W, H), mask_threshold)
+            mf = by_number[num]
+            if image_size(mf) != (W, H):
+                ms = image_size(mf)
+                raise InputError(str(mf), f"mask is {ms[0]}x{ms[1]} but the images are {W}x{H}")
+            mask_files.append(mf)
 
-    return Scene(
+    return SceneCatalogue(
         name=name or root.resolve().name,
-        images=imgs,
+        format="idr",
         cameras=cameras,
         image_names=[p.name for p in files],
-        masks=mask_t,
+        views=[ViewFiles(p, (W, H), mask=m) for p, m in zip(files, mask_files)],
+        mask_threshold=mask_threshold,
         depth_range=torch.from_numpy(depth_range.astype(np.float32)),
         units="unit-sphere frame" if normalize else "dataset world units (mm for DTU)",
         source=f"idr:{root}",

@@ -28,9 +28,12 @@ import torch
 
 from ..errors import InputError
 from ..io.colmap import read_cameras_bin, read_points3d_bin
-from ..io.images import list_images, read_images
+from ..io.images import list_images
 from ..scene import Scene
-from .common import check_array, check_same_frame, checked_rotation, invert_rigid, load_npy, make_K, to_cameras, viewmat
+from .catalogue import SceneCatalogue, ViewFiles
+from .common import (check_array, check_same_frame, checked_rotation, common_image_size, invert_rigid, load_npy,
+                     make_K, to_cameras, viewmat)
+from .formats import SceneFormat, register_format
 
 POSES_FILE = "poses_bounds.npy"
 _DOWNSAMPLED = re.compile(r"^images_(\d+)$")
@@ -66,9 +69,33 @@ def pick_image_folder(root: Path, images: Optional[Union[str, Path]] = None, fac
     return folder
 
 
-def load_llff(path: Union[str, Path], images: Optional[Union[str, Path]] = None, factor: Optional[int] = None,
-              sparse: bool = True, name: Optional[str] = None) -> Scene:
-    """Load an LLFF scene folder (see the module docstring for the conventions).
+@register_format
+class LLFFFormat(SceneFormat):
+    name = "llff"
+    markers = (POSES_FILE,)
+    description = "LLFF: poses_bounds.npy + images_N/"
+
+    def detect(self, root: Path) -> int:
+        """2 for poses_bounds.npy; 3 when the COLMAP model it was made from is there too (nerf_llff_data ships
+        both): the LLFF reading wins over the plain COLMAP one unless ``scene.format=colmap``."""
+        if not (root / POSES_FILE).is_file():
+            return 0
+        return 3 if any((root / d / f"images{e}").is_file() for d in ("sparse/0", "sparse") for e in (".bin", ".txt")) \
+            else 2
+
+    def load(self, root: Path, images: Optional[Union[str, Path]] = None, factor: Optional[int] = None,
+             sparse: bool = True, name: Optional[str] = None) -> SceneCatalogue:
+        return catalogue_llff(root, images, factor, sparse, name)
+
+
+def load_llff(path: Union[str, Path], **options) -> Scene:
+    """Load an LLFF scene folder, every view decoded (options as :func:`catalogue_llff`)."""
+    return catalogue_llff(path, **options).load()
+
+
+def catalogue_llff(path: Union[str, Path], images: Optional[Union[str, Path]] = None, factor: Optional[int] = None,
+                   sparse: bool = True, name: Optional[str] = None) -> SceneCatalogue:
+    """Catalogue of an LLFF scene folder (see the module docstring for the conventions).
 
     ``images`` / ``factor`` pick the image folder (default: the most downsampled ``images_N``);
     ``sparse=False`` skips ``sparse/0/points3D.bin``.
@@ -87,8 +114,7 @@ def load_llff(path: Union[str, Path], images: Optional[Union[str, Path]] = None,
     files = list_images(folder)
     if len(files) != n:
         raise InputError(str(folder), f"{len(files)} images but {pb_path.name} has {n} poses (one per image needed)")
-    imgs = read_images(files)
-    H, W = int(imgs.shape[2]), int(imgs.shape[3])
+    W, H = common_image_size(files)
 
     hwf = mats[:, :, 4]
     Ks, vms = [], []
@@ -125,11 +151,12 @@ def load_llff(path: Union[str, Path], images: Optional[Union[str, Path]] = None,
             sparse_points = torch.from_numpy(pts.xyz.astype(np.float32))
             meta["sparse_check"] = check_same_frame(cameras, sparse_points, str(pts_bin))
             meta["sparse_colors"] = torch.from_numpy(pts.rgb.copy())
-    return Scene(
+    return SceneCatalogue(
         name=name or root.resolve().name,
-        images=imgs,
+        format="llff",
         cameras=cameras,
         image_names=[p.name for p in files],
+        views=[ViewFiles(p, (W, H)) for p in files],
         sparse_points=sparse_points,
         depth_range=torch.from_numpy(bounds.astype(np.float32)),
         units="COLMAP world units (arbitrary scale)",

@@ -25,9 +25,12 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..io.images import IMAGE_EXTENSIONS, read_images
+from ..io.images import IMAGE_EXTENSIONS
 from ..scene import Scene
-from .common import check_array, checked_rotation, depth_range_box, drop_skew, to_cameras, viewmat
+from .catalogue import SceneCatalogue, ViewFiles
+from .common import (check_array, checked_rotation, common_image_size, depth_range_box, drop_skew, to_cameras,
+                     viewmat)
+from .formats import SceneFormat, register_format
 
 PAR_SUFFIX = "_par.txt"
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -99,9 +102,25 @@ def parse_bounding_box(readme: Path) -> Optional[tuple[np.ndarray, np.ndarray]]:
     return np.minimum(a, b), np.maximum(a, b)
 
 
-def load_middlebury(path: Union[str, Path], par_file: Optional[Union[str, Path]] = None,
-                    name: Optional[str] = None) -> Scene:
-    """Load a Middlebury multi-view folder (see the module docstring)."""
+@register_format
+class MiddleburyFormat(SceneFormat):
+    name = "middlebury"
+    markers = ("*" + PAR_SUFFIX,)
+    description = "Middlebury multi-view: *_par.txt (+ README.txt bounding box)"
+
+    def load(self, root: Path, par_file: Optional[Union[str, Path]] = None,
+             name: Optional[str] = None) -> SceneCatalogue:
+        return catalogue_middlebury(root, par_file, name)
+
+
+def load_middlebury(path: Union[str, Path], **options) -> Scene:
+    """Load a Middlebury multi-view folder, every view decoded (options as :func:`catalogue_middlebury`)."""
+    return catalogue_middlebury(path, **options).load()
+
+
+def catalogue_middlebury(path: Union[str, Path], par_file: Optional[Union[str, Path]] = None,
+                         name: Optional[str] = None) -> SceneCatalogue:
+    """Catalogue of a Middlebury multi-view folder (see the module docstring)."""
     root = Path(path)
     par = find_par_file(root, par_file)
     names, K, R, t = parse_par_file(par)
@@ -116,8 +135,7 @@ def load_middlebury(path: Union[str, Path], par_file: Optional[Union[str, Path]]
     if extra:
         raise InputError(str(par), f"{len(extra)} image(s) in the folder have no camera: {', '.join(extra[:5])}"
                                    f"{' ...' if len(extra) > 5 else ''}")
-    imgs = read_images(files)
-    H, W = int(imgs.shape[2]), int(imgs.shape[3])
+    W, H = common_image_size(files)
     vms = np.stack([viewmat(r, tt) for r, tt in zip(R, t)])
     cameras = to_cameras(K, vms, W, H, str(par))
 
@@ -128,11 +146,12 @@ def load_middlebury(path: Union[str, Path], par_file: Optional[Union[str, Path]]
     if box is not None:
         meta["bbox"] = (box[0].tolist(), box[1].tolist())
         depth_range = torch.from_numpy(depth_range_box(vms, *box).astype(np.float32))
-    return Scene(
+    return SceneCatalogue(
         name=name or root.resolve().name,
-        images=imgs,
+        format="middlebury",
         cameras=cameras,
         image_names=names,
+        views=[ViewFiles(p, (W, H)) for p in files],
         depth_range=depth_range,
         units="metres",
         source=f"middlebury:{root}",

@@ -176,7 +176,7 @@ def dataset_split(scene: Scene, name: str, n_train: Optional[int] = None) -> Spl
     """A split the dataset ships (``scene.meta["splits"][name] = {"train": [...], "test": [...]}``)."""
     splits = (scene.meta or {}).get("splits") or {}
     entry = splits[name]
-    V = scene.num_views
+    V = len(scene.cameras)
     tr = _check_indices(entry["train"], V, f"split.name={name} (train)")
     te = _check_indices(entry["test"], V, f"split.name={name} (test)")
     if n_train is not None and int(n_train) != len(tr):
@@ -192,7 +192,7 @@ def default_split_name(scene: Scene) -> str:
     if "feat2gs" in (meta.get("splits") or {}):
         return "feat2gs"
     fmt = str(meta.get("format", ""))
-    if scene.num_views == 49 and (fmt in ("idr", "dtu", "mvsnet") or "dtu" in scene.source.lower()):
+    if len(scene.cameras) == 49 and (fmt in ("idr", "dtu", "mvsnet") or "dtu" in str(scene.source).lower()):
         return "dtu"
     if fmt == "llff":
         return "llff"
@@ -204,20 +204,21 @@ def named_split(scene: Scene, name: str = "default", n_train: Optional[int] = No
                 test_indices: Optional[Sequence[int]] = None) -> Split:
     """The split called ``name`` (see ``SPLIT_NAMES`` and the scene's own ``meta["splits"]``). Explicit
     ``train``/``test_indices`` lists override the name; ``even`` is :func:`make_split` with ``test``/``n_test``."""
+    cams = scene.cameras  # a Scene or a SceneCatalogue (cameras, name, meta; no pixels needed)
     if train is not None or test_indices is not None:
         if train is None:
-            train = make_split(scene, n_train, test="all").train
-        return make_split(scene, n_train, test=test, n_test=n_test, train=train, test_indices=test_indices)
+            train = make_split(cams, n_train, test="all").train
+        return make_split(cams, n_train, test=test, n_test=n_test, train=train, test_indices=test_indices)
     own = (scene.meta or {}).get("splits") or {}
     if name == "default":
         name = default_split_name(scene)
     if name in own:
         return dataset_split(scene, name, n_train)
     if name == "dtu":
-        return dtu_sparse_split(3 if n_train is None else int(n_train), scene)
+        return dtu_sparse_split(3 if n_train is None else int(n_train), cams)
     if name == "llff":
-        return llff_split(scene.num_views, 3 if n_train is None else int(n_train))
+        return llff_split(len(scene.cameras), 3 if n_train is None else int(n_train))
     if name == "even":
-        return make_split(scene, n_train, test=test, n_test=n_test)
+        return make_split(cams, n_train, test=test, n_test=n_test)
     known = list(SPLIT_NAMES) + sorted(own)
     raise InputError("split.name", f"unknown split {name!r} for {scene.name}; known: {', '.join(known)}")

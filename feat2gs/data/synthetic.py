@@ -626,3 +626,28 @@ def make_synthetic_scene(seed: int = 0, num_views: int = 8, width: int = 128, he
         meta={"format": "synthetic", "seed": int(seed), "options": asdict(opts), "object_ids": buf.object_ids,
               "normals": buf.normals, "objects": [p.describe() for p in world.primitives]},
     )
+
+
+def _register_format() -> None:
+    from .catalogue import SceneCatalogue
+    from .formats import SYNTHETIC, SceneFormat, register_format
+
+    @register_format
+    class SyntheticFormat(SceneFormat):
+        name = SYNTHETIC
+        markers = ()
+        description = "the procedural synthetic scene (scene.path=synthetic)"
+
+        def detect(self, root) -> int:
+            return 0
+
+        def load(self, root=None, seed: int = 0, num_views: int = 8, width: int = 128, height: int = 96,
+                 **options) -> SceneCatalogue:
+            return SceneCatalogue.from_scene(make_synthetic_scene(seed, num_views, width, height, **options),
+                                             SYNTHETIC)
+
+        def option_names(self) -> list[str]:
+            return ["seed", "num_views", "width", "height"] + [f.name for f in fields(SyntheticOptions)]
+
+
+_register_format()

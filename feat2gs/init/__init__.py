@@ -2,7 +2,9 @@
 
 Importing this package registers the built-in initialisers in ``INITIALISERS``:
 ``dataset`` (GT depth + known poses, optional seeded noise), ``mvs`` (plane-sweep stereo, known poses) and
-``moge`` (MoGe depth per view, aligned to the scene's sparse points or MVS depth by truncated ROE).
+``moge`` (MoGe depth per view, aligned to the scene's sparse points or MVS depth by truncated ROE); pose-free
+(cameras recovered from the images, ``pose_free = True``): ``dust3r`` / ``mast3r`` (two-view network + global
+alignment) and ``colmap`` (pycolmap SfM + dense ``mvs`` depth on the recovered cameras).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from .base import INITIALISERS, Initialiser, PointInit
 from .dataset import DatasetInit  # importing registers "dataset"
 from .mvs import MVSInit  # importing registers "mvs"
 from .moge import MoGeInit  # importing registers "moge"
+from .dust3r import Dust3RInit, MASt3RInit  # importing registers "dust3r" and "mast3r" (pose-free)
+from .colmap import ColmapInit  # importing registers "colmap" (pose-free, weight-free)
 
 
 def build_initialiser(name: str, **options: Any) -> Initialiser:
@@ -32,4 +36,5 @@ def build_initialiser(name: str, **options: Any) -> Initialiser:
     return factory(**options)
 
 
-__all__ = ["INITIALISERS", "Initialiser", "PointInit", "DatasetInit", "MVSInit", "MoGeInit", "build_initialiser"]
+__all__ = ["INITIALISERS", "Initialiser", "PointInit", "DatasetInit", "MVSInit", "MoGeInit", "Dust3RInit",
+           "MASt3RInit", "ColmapInit", "build_initialiser"]

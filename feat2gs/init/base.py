@@ -25,6 +25,7 @@ class PointInit:
     confidence (V, H, W) in [0, 1]: how much the method trusts each depth (1 for GT depth, the match score of
     confident MVS pixels, 0 for filled-in pixels) -- recorded, never used to drop a pixel; cameras: the train
     cameras (same frame).
+    Pose-free initialisers (``pose_free = True``) return the cameras they recovered.
     """
 
     points: torch.Tensor

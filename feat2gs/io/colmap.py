@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -306,3 +306,158 @@ def write_points3d_bin(path: PathLike, points: ColmapPoints) -> None:
         out.append(struct.pack("<Q3d3BdQ", int(points.ids[k]), *points.xyz[k], *points.rgb[k],
                                float(points.error[k]), int(b - a)) + track.tobytes())
     Path(path).write_bytes(b"".join(out))
+
+
+# ---------------------------------------------------------------------------------------------- text files
+# cameras.txt: "CAMERA_ID MODEL WIDTH HEIGHT PARAMS[]"; images.txt: two lines per image,
+# "IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME" then "X Y POINT3D_ID ..." (possibly empty);
+# points3D.txt: "POINT3D_ID X Y Z R G B ERROR (IMAGE_ID POINT2D_IDX)...". Lines starting with # are comments.
+def _text_lines(path: PathLike) -> list[tuple[int, str]]:
+    """(1-based line number, text) of the non-comment lines of a COLMAP text file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(str(p), "file not found")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(str(p), f"cannot read ({type(e).__name__}: {e})") from None
+    return [(i + 1, ln.rstrip("\r")) for i, ln in enumerate(text.split("\n")) if not ln.lstrip().startswith("#")]
+
+
+def _numbers(fields: Sequence[str], where: str, what: str, cast=float) -> list:
+    try:
+        out = [cast(v) for v in fields]
+    except ValueError:
+        raise InputError(where, f"{what}: not a number in {' '.join(fields)!r}") from None
+    if cast is float and not np.isfinite(out).all():
+        raise InputError(where, f"{what} contains NaN or inf")
+    return out
+
+
+def read_cameras_text(path: PathLike) -> dict[int, ColmapCamera]:
+    cams: dict[int, ColmapCamera] = {}
+    for no, line in _text_lines(path):
+        f = line.split()
+        if not f:
+            continue
+        where = f"{path}:{no}"
+        if len(f) < 4:
+            raise InputError(where, "expected CAMERA_ID MODEL WIDTH HEIGHT PARAMS[]")
+        cid, w, h = _numbers([f[0], f[2], f[3]], where, "camera id / width / height", int)
+        model = f[1]
+        if model not in CAMERA_MODEL_IDS:
+            raise InputError(f"{where} (camera {cid}).model", f"unknown camera model {model}")
+        n = CAMERA_MODELS[CAMERA_MODEL_IDS[model]].num_params
+        params = np.asarray(_numbers(f[4:], f"{where} (camera {cid}).params", "parameters"), np.float64)
+        if params.shape != (n,):
+            raise InputError(f"{where} (camera {cid}).params", f"{model} takes {n} parameters, got {params.size}")
+        cams[cid] = ColmapCamera(cid, model, w, h, params)
+    return cams
+
+
+def read_images_text(path: PathLike) -> dict[int, ColmapImage]:
+    lines = _text_lines(path)  # after an image line the next line is its 2D points, even when empty
+    images: dict[int, ColmapImage] = {}
+    k = 0
+    while k < len(lines):
+        no, line = lines[k]
+        f = line.split()
+        if not f:
+            k += 1
+            continue
+        where = f"{path}:{no}"
+        if len(f) < 10:
+            raise InputError(where, "expected IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME")
+        iid = _numbers([f[0]], where, "image id", int)[0]
+        pose = np.asarray(_numbers(f[1:8], f"{where} (image {iid}).pose", "qvec/tvec"), np.float64)
+        cam_id = _numbers([f[8]], where, "camera id", int)[0]
+        name = " ".join(f[9:])
+        pts = lines[k + 1][1].split() if k + 1 < len(lines) else []
+        if len(pts) % 3:
+            raise InputError(f"{path}:{lines[k + 1][0]}", "expected X Y POINT3D_ID triples")
+        arr = np.asarray(_numbers(pts, f"{path}:{lines[k + 1][0] if pts else no}", "2D points"),
+                         np.float64).reshape(-1, 3)
+        images[iid] = ColmapImage(iid, pose[:4], pose[4:], cam_id, name, arr[:, :2].copy(),
+                                  arr[:, 2].astype(np.int64))
+        k += 2
+    return images
+
+
+def read_points3d_text(path: PathLike) -> ColmapPoints:
+    ids, xyz, rgb, err, offsets, timg, tpt = [], [], [], [], [0], [], []
+    for no, line in _text_lines(path):
+        f = line.split()
+        if not f:
+            continue
+        where = f"{path}:{no}"
+        if len(f) < 8 or (len(f) - 8) % 2:
+            raise InputError(where, "expected POINT3D_ID X Y Z R G B ERROR (IMAGE_ID POINT2D_IDX)...")
+        ids.append(int(f[0]))
+        xyz.append(_numbers(f[1:4], f"{where}.xyz", "coordinates"))
+        rgb.append(_numbers(f[4:7], f"{where}.rgb", "colour", int))
+        err.append(_numbers(f[7:8], f"{where}.error", "error")[0])
+        track = _numbers(f[8:], f"{where}.track", "track", int)
+        timg += track[0::2]
+        tpt += track[1::2]
+        offsets.append(offsets[-1] + len(track) // 2)
+    return ColmapPoints(np.asarray(ids, np.uint64), np.asarray(xyz, np.float64).reshape(-1, 3),
+                        np.asarray(rgb, np.uint8).reshape(-1, 3), np.asarray(err, np.float64),
+                        np.asarray(offsets, np.int64), np.asarray(timg, np.int32), np.asarray(tpt, np.int32))
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))  # shortest round-trip representation: text files keep float64 exactly
+
+
+def write_cameras_text(path: PathLike, cameras: Sequence[ColmapCamera]) -> None:
+    out = ["# Camera list with one line of data per camera:",
+           "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]", f"# Number of cameras: {len(cameras)}"]
+    for c in cameras:
+        out.append(" ".join([str(c.id), c.model, str(c.width), str(c.height)] + [_fmt(v) for v in c.params]))
+    Path(path).write_text("\n".join(out) + "\n")
+
+
+def write_images_text(path: PathLike, images: Sequence[ColmapImage]) -> None:
+    out = ["# Image list with two lines of data per image:",
+           "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+           "#   POINTS2D[] as (X, Y, POINT3D_ID)", f"# Number of images: {len(images)}"]
+    for im in images:
+        out.append(" ".join([str(im.id)] + [_fmt(v) for v in im.qvec] + [_fmt(v) for v in im.tvec]
+                            + [str(im.camera_id), im.name]))
+        out.append(" ".join(f"{_fmt(x)} {_fmt(y)} {int(i)}" for (x, y), i in zip(im.xys, im.point3D_ids)))
+    Path(path).write_text("\n".join(out) + "\n")
+
+
+def write_points3d_text(path: PathLike, points: ColmapPoints) -> None:
+    out = ["# 3D point list with one line of data per point:",
+           "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)",
+           f"# Number of points: {len(points)}"]
+    for k in range(len(points)):
+        a, b = points.track_offsets[k], points.track_offsets[k + 1]
+        track = " ".join(f"{int(i)} {int(j)}"
+                         for i, j in zip(points.track_image_ids[a:b], points.track_point2D_idx[a:b]))
+        head = " ".join([str(int(points.ids[k]))] + [_fmt(v) for v in points.xyz[k]]
+                        + [str(int(v)) for v in points.rgb[k]] + [_fmt(points.error[k])])
+        out.append(head + (" " + track if track else ""))
+    Path(path).write_text("\n".join(out) + "\n")
+
+
+def read_model(folder: PathLike) -> tuple[dict[int, ColmapCamera], dict[int, ColmapImage], Optional[ColmapPoints]]:
+    """cameras, images and (when present) points of a sparse model folder, ``.bin`` preferred over ``.txt``
+    per file; a missing cameras or images file is an InputError naming the file looked for."""
+    folder = Path(folder)
+
+    def pick(stem: str, required: bool) -> Optional[Path]:
+        for ext in (".bin", ".txt"):
+            if (folder / (stem + ext)).is_file():
+                return folder / (stem + ext)
+        if required:
+            raise InputError(str(folder / (stem + ".bin")), f"not found (nor {stem}.txt): a COLMAP model needs "
+                                                            "cameras, images and optionally points3D")
+        return None
+
+    cp, ip, pp = pick("cameras", True), pick("images", True), pick("points3D", False)
+    cams = read_cameras_bin(cp) if cp.suffix == ".bin" else read_cameras_text(cp)
+    imgs = read_images_bin(ip) if ip.suffix == ".bin" else read_images_text(ip)
+    pts = None if pp is None else (read_points3d_bin(pp) if pp.suffix == ".bin" else read_points3d_text(pp))
+    return cams, imgs, pts
