@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 from .errors import Feat2GSError, Terminated
 
 #: modules of ``feat2gs.commands`` whose ``register(subparsers)`` adds their sub-commands
-COMMAND_MODULES = ("probe", "backbones", "moge", "runs", "data")
+COMMAND_MODULES = ("probe", "backbones", "moge", "runs", "data", "sweep", "store", "report")
 
 EXIT_INPUT = 2
 EXIT_FAILED = 1
