@@ -7,11 +7,7 @@ STAMP := $(VENV)/.feat2gs-installed
 PYTEST_ARGS ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 
-<<<<<<< HEAD
-.PHONY: install browser demo test perf clean
-=======
-.PHONY: install weights demo test perf clean
->>>>>>> main
+.PHONY: install weights browser demo test perf clean
 
 # pip's byte-compilation of all 6 GB (torch's CUDA build, transformers, sympy, ...) costs about a minute;
 # --no-compile skips it and one import of what the runs use writes just those .pyc files (even where
@@ -36,7 +32,6 @@ weights: install
 demo: install weights
 	$(VENV)/bin/feat2gs demo
 
-<<<<<<< HEAD
 # The HTML-report test opens a report in headless Chromium (Debian's `chromium`: 25 packages, ~350 MB,
 # about a minute). Installed here when missing and apt-get is usable (root or passwordless sudo);
 # otherwise that one test skips with the reason.
@@ -50,10 +45,7 @@ browser:
 	      --no-install-recommends chromium >/dev/null || echo "chromium install failed: the browser test will skip"; \
 	  fi; }
 
-test: install browser
-=======
-test: install weights
->>>>>>> main
+test: install weights browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 perf: install
