@@ -65,16 +65,23 @@ def test_masks_zero_depth_and_erosion():
     masks[:, 5:25, 10:30] = True
     scene, _ = plane_scene(masks=masks)
     scene.depths[0, 10, 15] = 0  # unknown depth
-    init = DatasetInit()(scene)
+    init = DatasetInit(fill=False)(scene)  # only the GT pixels
     expected = masks.clone()
     expected[0, 10, 15] = False
     assert torch.equal(init.valid, expected)
     assert (init.depth[~expected] == 0).all()
-    eroded = DatasetInit(mask_erosion=2)(scene)
+    eroded = DatasetInit(mask_erosion=2, fill=False)(scene)
     inner = torch.zeros_like(masks)
     inner[:, 7:23, 12:28] = True
     assert torch.equal(eroded.valid, inner & expected)
-    assert torch.equal(DatasetInit(use_masks=False)(scene).valid, scene.depths > 0)
+    assert torch.equal(DatasetInit(use_masks=False, fill=False)(scene).valid, scene.depths > 0)
+    # dense (the default): every pixel has a point; the GT pixels keep their depth and have confidence 1,
+    # the others an interpolated depth and confidence 0
+    dense = DatasetInit()(scene)
+    assert dense.valid.all()
+    assert torch.equal(dense.confidence > 0, expected)
+    assert torch.equal(dense.depth[expected], init.depth[expected])
+    assert (dense.depth > 0).all()
 
 
 def test_noise_std_and_seed_determinism():
