@@ -24,14 +24,16 @@ def shared_data() -> Path:
 def _isolated_feature_cache(tmp_path_factory):
     """Keep the test suite's cache writes out of the user's cache folder (~/.cache/feat2gs), except the
     compiled CPU rasteriser, which is shared."""
-    from feat2gs.paths import CACHE_ENV, cache_root
+    from feat2gs.paths import CACHE_ENV, cache_root, weights_cache_dir
 
     user_extensions = cache_root() / "torch_extensions"  # the compiled CPU rasteriser is shared, not rebuilt
     user_extensions.mkdir(parents=True, exist_ok=True)
+    user_weights = weights_cache_dir()  # the real weights `make weights` converted are read, never written
     root = tmp_path_factory.mktemp("feat2gs_cache")
     (root / "torch_extensions").symlink_to(user_extensions, target_is_directory=True)
     mp = pytest.MonkeyPatch()
     mp.setenv(CACHE_ENV, str(root))
+    mp.setenv("FEAT2GS_WEIGHTS_DIR", str(user_weights))
     yield
     mp.undo()
 
