@@ -40,7 +40,7 @@ from .render import get_renderer
 from .run import RunDir, default_run_name, seed_everything
 from .run_warnings import loss_warnings, protocol_warnings, score_warnings
 from .scene import Cameras, Scene, Split
-from .scene_cache import SceneStageCache, scene_digest, stage_key
+from .scene_cache import scene_digest, scene_stage_cache, stage_key
 from .train import ProbeTrainer, TrainResult, scene_extent
 
 
@@ -143,7 +143,7 @@ def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene, test
                 "meta_json": json.dumps(init.meta, default=str),
                 "mask": em.masks, "mask_method": em.method, "mask_meta_json": json.dumps(em.meta, default=str)}
 
-    v, hit = SceneStageCache(OmegaConf.select(cfg, "cache.dir_scenes"), enabled).get_or_compute(key, compute)
+    v, hit = scene_stage_cache(OmegaConf.select(cfg, "cache.dir_scenes"), enabled).get_or_compute(key, compute)
     posefree = None
     train_cams = train.cameras
     if "cams_K" in v:

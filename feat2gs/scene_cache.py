@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 
+from .feature_cache import canonical_json, image_digest
+from .io.atomic import atomic_write
 from .paths import cache_root
 from .scene import Scene
 
@@ -42,59 +41,61 @@ def code_digest() -> str:
 
 
 def scene_digest(scene: Scene) -> str:
-    """SHA-256 of a scene's images, cameras, masks and depths (what the scene stage reads)."""
-    h = hashlib.sha256()
-    for t in (scene.images, scene.cameras.K, scene.cameras.viewmats, scene.masks, scene.depths,
-              scene.sparse_points, scene.depth_range):
-        if t is None:
-            h.update(b"-")
-        else:
-            a = t.detach().cpu().contiguous()
-            h.update(repr((tuple(a.shape), str(a.dtype))).encode())
-            h.update(a.numpy().tobytes())
-    return h.hexdigest()
+    """SHA-256 of a scene's images, cameras, masks, depths, sparse points and depth ranges."""
+    parts = [None if t is None else image_digest(t) for t in
+             (scene.images, scene.cameras.K, scene.cameras.viewmats, scene.masks, scene.depths,
+              scene.sparse_points, scene.depth_range)]
+    return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
 
 
 def stage_key(parts: dict[str, Any]) -> str:
-    text = json.dumps({**parts, "code": code_digest()}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical_json({**parts, "code": code_digest()}).encode()).hexdigest()
 
 
-class SceneStageCache:
-    """``get_or_compute(key, fn)``: the dict of tensors / JSON-able values ``fn()`` returned for ``key``."""
+class TensorFileCache:
+    """Content-addressed ``torch.save`` files (dicts of tensors and JSON-able values) under ``root``, one per
+    key, written atomically; an unreadable or foreign entry counts as missing (recomputed and rewritten), an
+    unwritable cache only costs recomputation. Used by the scene stage and the pose-free reconstructions."""
 
-    def __init__(self, root: Optional[str] = None, enabled: bool = True):
-        self.root = Path(root).expanduser() if root else cache_root() / "scenes"
+    def __init__(self, root: Path, enabled: bool = True):
+        self.root = Path(root).expanduser()
         self.enabled = enabled
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pt"
 
-    def get_or_compute(self, key: str, fn: Callable[[], dict]) -> tuple[dict, bool]:
-        """(value, hit)."""
-        if self.enabled:
-            p = self.path(key)
-            if p.is_file():
-                try:
-                    value = torch.load(p, map_location="cpu", weights_only=True)
-                    if isinstance(value, dict) and value.get("_key") == key:
-                        value = dict(value)
-                        value.pop("_key")
-                        value["meta_json"] = value.get("meta_json", "{}")
-                        return value, True
-                except Exception:  # noqa: BLE001 -- a corrupt entry is recomputed and rewritten
-                    pass
-        value = fn()
-        if self.enabled:
-            self._write(key, value)
-        return value, False
-
-    def _write(self, key: str, value: dict) -> None:
+    def load(self, key: str) -> Optional[dict]:
         p = self.path(key)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        if not (self.enabled and p.is_file()):
+            return None
+        try:
+            value = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 -- a corrupt entry is recomputed and rewritten
+            return None
+        if not isinstance(value, dict) or value.get("_key") != key:
+            return None
+        return {k: v for k, v in value.items() if k != "_key"}
+
+    def store(self, key: str, value: dict) -> None:
+        if not self.enabled:
+            return
+        p = self.path(key)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({**value, "_key": key}, tmp)
-            os.replace(tmp, p)
+            atomic_write(p, lambda tmp: torch.save({**value, "_key": key}, tmp))
         except OSError:
-            tmp.unlink(missing_ok=True)  # an unwritable cache only costs recomputation
+            pass
+
+    def get_or_compute(self, key: str, fn: Callable[[], dict]) -> tuple[dict, bool]:
+        """(value, hit)."""
+        value = self.load(key)
+        if value is not None:
+            return value, True
+        value = fn()
+        self.store(key, value)
+        return value, False
+
+
+def scene_stage_cache(root: Optional[str] = None, enabled: bool = True) -> TensorFileCache:
+    """The scene-stage cache: ``cache.dir_scenes``, else ``scenes/`` under the cache root."""
+    return TensorFileCache(Path(root) if root else cache_root() / "scenes", enabled)

@@ -7,8 +7,8 @@ recovered train cameras; the dataset poses are only used to score them (``posefr
 and, for the test views, replaced by ``register``: train + test views are reconstructed jointly by the same
 method and brought into the train-only frame by a Umeyama similarity (``posefree.register``).
 
-Cache: one file per (method, options, images) under ``cache_dir`` (default ``$FEAT2GS_INIT_CACHE_DIR``, else
-``init/`` beside the feature cache folder), written atomically; a sweep over backbones and modes computes each
+Cache: one file per (method, options, images) under ``cache_dir`` (default ``init/`` under feat2gs's cache
+root), a ``feat2gs.scene_cache.TensorFileCache``, written atomically; a sweep over backbones and modes computes each
 scene + split's reconstruction (and the joint one for registration) once.
 """
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from abc import abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +24,9 @@ from typing import Any, Optional
 import torch
 
 from ..errors import InputError
-from ..feature_cache import canonical_json, default_cache_dir, image_digest
+from ..feature_cache import canonical_json, image_digest
+from ..paths import cache_root
+from ..scene_cache import TensorFileCache
 from ..init.base import Initialiser, PointInit
 from ..init.dataset import point_init_from_depth
 from ..scene import Cameras, Scene
@@ -66,10 +66,8 @@ class Reconstruction:
 
 
 def default_init_cache_dir() -> Path:
-    env = os.environ.get("FEAT2GS_INIT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    return default_cache_dir().parent / "init"
+    """``init/`` under feat2gs's cache root (``feat2gs.paths.cache_root``)."""
+    return cache_root() / "init"
 
 
 def check_views(images: torch.Tensor, names: list[str], where: str) -> None:
@@ -115,22 +113,15 @@ class PoseFreeInitialiser(Initialiser):
         key = hashlib.sha256(canonical_json({"dense": bool(dense),
             "version": CACHE_VERSION, "options": self.cache_options(), "images": image_digest(images),
             "masks": None if masks is None else image_digest(masks.float())}).encode()).hexdigest()[:32]
-        path = Path(self.cache_dir or default_init_cache_dir()) / f"{self.name}-{key}.pt"
-        if self.cache and path.is_file():
-            try:
-                rec = Reconstruction.from_state(torch.load(path, map_location="cpu", weights_only=True))
-                rec.meta["cache"] = {"hit": True, "path": str(path)}
-                return rec
-            except Exception:  # unreadable entry: recompute and overwrite
-                pass
+        cache = TensorFileCache(Path(self.cache_dir) if self.cache_dir else default_init_cache_dir(), self.cache)
+        state = cache.load(key)
+        if state is not None:
+            rec = Reconstruction.from_state(state)
+            rec.meta["cache"] = {"hit": True, "path": str(cache.path(key))}
+            return rec
         rec = self._reconstruct(images, names, masks, dense)
-        if self.cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            os.close(fd)
-            torch.save(rec.to_state(), tmp)
-            os.replace(tmp, path)
-        rec.meta["cache"] = {"hit": False, "path": str(path) if self.cache else None}
+        cache.store(key, rec.to_state())
+        rec.meta["cache"] = {"hit": False, "path": str(cache.path(key)) if self.cache else None}
         return rec
 
     def __call__(self, train: Scene) -> PointInit:
