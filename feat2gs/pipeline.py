@@ -83,7 +83,7 @@ def load_working_scene(cfg: DictConfig, views: Optional[Sequence[int]] = None,
 def to_working_frame(cfg: DictConfig, scene: Scene, all_cameras: Optional[Cameras] = None) -> Scene:
     frame = scene_frame(scene, str(OmegaConf.select(cfg, "scene.normalize", default="auto")), cameras=all_cameras)
     scene = apply_frame(scene, frame)
-    scene.meta["frame"] = frame.as_dict()
+    scene.meta["frame"] = frame.as_dict()  # also for the identity frame (apply_frame returns the scene as is)
     background = str(OmegaConf.select(cfg, "scene.background", default="black"))
     if scene.masks is not None and background == "black":
         scene = mask_background(scene, int(OmegaConf.select(cfg, "scene.mask_erosion", default=0) or 0))
@@ -196,7 +196,7 @@ def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Sce
                           "p90_rel_depth_error": float(rel.quantile(0.9)),
                           "fraction_within_1pct": float((rel < 0.01).float().mean())}
     extent = scene_extent(train.cameras, fallback=float(init.depth[init.valid].median()))
-    frame = Frame(**_frame_args(scene.meta["frame"]))
+    frame = Frame.from_dict(scene.meta["frame"])
     info = {"scene": scene.name, "format": catalogue.format, "views": catalogue.num_views,
             "resolution": [scene.width, scene.height],
             "split": split.rule, "split_name": str(OmegaConf.select(cfg, "split.name", default="default")),
@@ -216,11 +216,6 @@ def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Sce
             "scene_stage_seconds": time.perf_counter() - t0, "load_warnings": list(catalogue.warnings),
             "poses": poses}
     return PreparedScene(scene, split, train, test, init, init_gaussians, em.masks, extent, gt, info, frame)
-
-
-def _frame_args(d: dict) -> dict:
-    return {"scale": float(d["scale"]), "centre": tuple(d["centre"]), "method": d["method"],
-            "units": d["dataset_units"]}
 
 
 # ------------------------------------------------------------------------------------------- run stage

@@ -53,6 +53,11 @@ class Frame:
     def points_to_dataset(self, points: torch.Tensor) -> torch.Tensor:
         return points / self.scale + torch.tensor(self.centre, dtype=points.dtype, device=points.device)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Frame":
+        """The inverse of ``as_dict``."""
+        return cls(float(d["scale"]), tuple(float(x) for x in d["centre"]), d["method"], d["dataset_units"])
+
     def as_dict(self) -> dict[str, Any]:
         return {"method": self.method, "scale": self.scale, "centre": list(self.centre),
                 "dataset_units": self.units,
@@ -119,12 +124,9 @@ def _frame(centre, scale: float, method: str, units: str) -> Frame:
     return Frame(float(scale), tuple(float(c) for c in centre), method, units)
 
 
-def apply_frame(scene: Scene, frame: Frame) -> Scene:
-    """The scene in the normalised frame: camera centres, depths, points and depth ranges mapped by ``frame``."""
-    if frame.method == "none" and frame.scale == 1.0:
-        return scene
-    s = frame.scale
-    c = torch.tensor(frame.centre, dtype=torch.float64)
+def _similarity(scene: Scene, scale: float, centre: torch.Tensor) -> Scene:
+    """The scene under ``x -> scale * (x - centre)``: cameras, depths, points, depth ranges, bounding sphere/box."""
+    s, c = float(scale), centre.double()
     vm = scene.cameras.viewmats.double().clone()
     # x_cam = R x + t = R (x_n / s + c) + t  ->  s x_cam = R x_n + s (R c + t)
     vm[:, :3, 3] = s * (vm[:, :3, :3] @ c + vm[:, :3, 3])
@@ -132,29 +134,26 @@ def apply_frame(scene: Scene, frame: Frame) -> Scene:
     pts = lambda p: None if p is None else ((p.double() - c) * s).float()  # noqa: E731
     meta = dict(scene.meta)
     if meta.get("bounding_sphere") is not None:
-        centre, radius = meta["bounding_sphere"]
-        meta["bounding_sphere"] = (((torch.tensor(centre, dtype=torch.float64) - c) * s).tolist(), radius * s)
+        sphere_centre, radius = meta["bounding_sphere"]
+        meta["bounding_sphere"] = (((torch.tensor(sphere_centre, dtype=torch.float64) - c) * s).tolist(), radius * s)
     if meta.get("bbox") is not None:
         meta["bbox"] = tuple(((torch.tensor(b, dtype=torch.float64) - c) * s).tolist() for b in meta["bbox"])
-    meta["frame"] = frame.as_dict()
     return replace(scene, cameras=cams,
                    depths=None if scene.depths is None else scene.depths * s,
                    points=pts(scene.points), sparse_points=pts(scene.sparse_points),
-                   depth_range=None if scene.depth_range is None else scene.depth_range * s,
-                   units=f"normalised ({frame.method} frame; x {1 / s:.6g} = {frame.units})", meta=meta)
+                   depth_range=None if scene.depth_range is None else scene.depth_range * s, meta=meta)
+
+
+def apply_frame(scene: Scene, frame: Frame) -> Scene:
+    """The scene in the normalised frame: camera centres, depths, points and depth ranges mapped by ``frame``."""
+    if frame.method == "none" and frame.scale == 1.0:
+        return scene
+    out = _similarity(scene, frame.scale, torch.tensor(frame.centre, dtype=torch.float64))
+    out.meta["frame"] = frame.as_dict()
+    out.units = f"normalised ({frame.method} frame; x {1 / frame.scale:.6g} = {frame.units})"
+    return out
 
 
 def scale_scene(scene: Scene, factor: float) -> Scene:
     """The same scene with every length multiplied by ``factor`` (a change of units; for tests and tools)."""
-    vm = scene.cameras.viewmats.clone()
-    vm[:, :3, 3] *= factor
-    mul = lambda t: None if t is None else t * factor  # noqa: E731
-    meta = dict(scene.meta)
-    if meta.get("bounding_sphere") is not None:
-        centre, radius = meta["bounding_sphere"]
-        meta["bounding_sphere"] = ([x * factor for x in centre], radius * factor)
-    if meta.get("bbox") is not None:
-        meta["bbox"] = tuple([x * factor for x in b] for b in meta["bbox"])
-    return replace(scene, cameras=Cameras(scene.cameras.K.clone(), vm, scene.cameras.width, scene.cameras.height),
-                   depths=mul(scene.depths), points=mul(scene.points), sparse_points=mul(scene.sparse_points),
-                   depth_range=mul(scene.depth_range), meta=meta)
+    return _similarity(scene, factor, torch.zeros(3, dtype=torch.float64))
