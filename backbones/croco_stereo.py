@@ -34,7 +34,7 @@ the camera of the image as given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -53,15 +53,10 @@ HEADS = ("dpt", "linear", "catmlp+dpt")
 
 
 @dataclass(frozen=True)
-class StereoConfig:
-    """A two-view network. Defaults: ``DUSt3R_ViTLarge_BaseDecoder_512_dpt``."""
+class StereoConfig(CroCoConfig):
+    """A two-view network: the CroCo encoder's fields, then the decoder's and the head's. Defaults:
+    ``DUSt3R_ViTLarge_BaseDecoder_512_dpt``."""
 
-    embed_dim: int = 1024  # encoder
-    depth: int = 24
-    num_heads: int = 16
-    patch_size: int = 16
-    mlp_ratio: float = 4.0
-    rope_base: float = 100.0
     dec_embed_dim: int = 768
     dec_depth: int = 12
     dec_num_heads: int = 12
@@ -78,7 +73,7 @@ class StereoConfig:
 
     @property
     def encoder(self) -> CroCoConfig:
-        return CroCoConfig(self.embed_dim, self.depth, self.num_heads, self.patch_size, self.mlp_ratio, self.rope_base)
+        return CroCoConfig(**{f.name: getattr(self, f.name) for f in fields(CroCoConfig)})
 
     @property
     def hooks(self) -> tuple[int, int, int, int]:
