@@ -3,14 +3,17 @@ saliency model, see backbones/dinov2.py), its random twin (the same network with
 the ``noise`` control and the no-backbone baseline IUVRGB, in G/T/A modes, on the three shared real scenes and
 the synthetic scene, with several seeds.
 
-    python benchmarks/real_vs_controls.py [--seeds 0,1,2] [--preset shared] [key=value overrides ...]
+    python benchmarks/real_vs_controls.py [--store runs/real-vs-controls.sqlite] [--jobs N] [key=value ...]
 
 Per (scene, backbone, mode): the mean over seeds and its 95 % bootstrap CI (seeds resampled). Per mode: the
 paired differences real - random twin and real - noise (pairs share scene and seed), averaged over scenes and
 seeds, with a 95 % bootstrap CI that resamples scenes, then seeds within each scene. Writes
 benchmarks/results/real-vs-controls.json (rows ``{scene, backbone, mode, seed, psnr, ssim, lpips}`` and a
 ``summary`` block) + .md, and the README block between the real-vs-controls markers (nothing typed by hand).
-Sized for the ``shared`` preset: 4 scenes x 4 backbones x 3 modes x 3 seeds = 144 runs.
+The runs are the suite benchmarks/suites/real-vs-controls.yaml (4 scenes x 4 backbones x 3 modes x 3 seeds = 144
+runs, its schedule sized for <= 2 h on 2 CPU cores), run by the resumable sweep into a results store: an
+interrupted benchmark picks up where it stopped. ``--scenes/--backbones/--modes/--seeds/--preset`` replace the
+suite's own lists.
 """
 
 from __future__ import annotations
@@ -98,27 +101,56 @@ def summarise(rows: list[dict], real: str = REAL, controls: Sequence[str] = (TWI
 
 
 # ---------------------------------------------------------------------------------------------- runs
-def collect(scenes: Sequence[str], backbones: Sequence[str], modes: Sequence[str], seeds: Sequence[int],
-            overrides: Sequence[str] = (), preset: Optional[str] = "shared", log=print) -> list[dict]:
-    """One sweep per seed; rows ``{scene, backbone, mode, seed, psnr, ssim, lpips, ...}`` (the run's flat
-    ``summary`` when the pipeline writes one, else its ``nvs`` block)."""
-    from backbones import backbone_names
+def build_suite(name: str = "real-vs-controls", scenes: Optional[Sequence[str]] = None,
+                backbones: Optional[Sequence[str]] = None, modes: Optional[str] = None,
+                seeds: Optional[Sequence[int]] = None, preset: Optional[str] = None,
+                overrides: Sequence[str] = ()):
+    """The suite ``name`` (benchmarks/suites/), with any of its scenes, backbones, modes, seeds or preset replaced
+    and ``overrides`` appended; validated and expanded into jobs (an unknown backbone or scene stops here, before
+    anything runs)."""
+    import dataclasses
 
-    from feat2gs.errors import UnknownNameError
-    from feat2gs.sweep import run_sweep
+    from benchmarks.suite import BackboneEntry, SceneEntry, check_entries, expand, load_suite
 
-    for b in backbones:
-        if b not in backbone_names():
-            raise UnknownNameError("backbone", b, backbone_names())
+    suite = load_suite(name, check=False)
+    if scenes is not None:  # new entries take the suite's (first scene's) preset
+        default = suite.scenes[0].preset if suite.scenes else None
+        suite.scenes = [SceneEntry("synthetic", "synthetic", default) if s == "synthetic"
+                        else SceneEntry(str(Path(s).resolve()), Path(s).resolve().parent.name, default)
+                        for s in scenes]
+    if preset is not None:
+        suite.scenes = [dataclasses.replace(e, preset=preset) for e in suite.scenes]
+    if backbones is not None:
+        suite.backbones = [BackboneEntry(b) for b in backbones]
+    if modes is not None:
+        suite.modes = [m.upper() for m in modes]
+    if seeds is not None:
+        suite.seeds = list(seeds)
+    suite.overrides = (*suite.overrides, *overrides)
+    check_entries(suite)
+    suite.jobs = expand(suite)
+    return suite
+
+
+def collect(suite, store_path: Path, jobs: Optional[int] = None, log=print) -> list[dict]:
+    """Run ``suite`` through the resumable sweep (runs already complete in the store are skipped) and return
+    its rows ``{scene, backbone, mode, seed, psnr, ssim, lpips, ...}`` from the store. Failed runs are not rows;
+    they are listed by the sweep and counted in ``meta``."""
+    from benchmarks.runner import run_sweep
+    from benchmarks.store import ResultStore
+
+    run_sweep(suite, store_path, executor="local", jobs=jobs, log=log)
+    wanted = {j.run_id for j in suite.jobs}
+    with ResultStore(store_path) as store:
+        records = [r for r in store.records() if r.run_id in wanted]
     rows = []
-    for seed in seeds:
-        res = run_sweep(f"Real VFM vs controls, seed {seed}", list(scenes), list(backbones), list(modes),
-                        [*overrides, f"seed={seed}"], preset=preset, name=f"real_vs_controls_seed{seed}", log=log)
-        for r in res.rows:
-            src = r.get("summary") or r["nvs"]
-            rows.append({"scene": r["scene"]["scene"], "backbone": r["backbone"], "mode": r["mode"], "seed": seed,
-                         "psnr": src["psnr"], "ssim": src["ssim"], "lpips": src.get("lpips"),
-                         "lpips_status": r["nvs"].get("lpips_status"), "time_s": r["time_s"]})
+    for rec in sorted(records, key=lambda r: (r.identity.scene, r.identity.backbone, r.identity.mode,
+                                               r.identity.seed)):
+        i, res = rec.identity, rec.result
+        rows.append({"scene": i.scene, "backbone": i.backbone, "mode": i.mode, "seed": i.seed, "psnr": res.psnr,
+                     "ssim": res.ssim, "lpips": res.lpips, "psnr_full": res.psnr_full,
+                     "mean_colour_psnr": res.mean_colour_psnr, "eval_coverage": res.eval_coverage,
+                     "gaussians": res.gaussians, "time_s": res.wall_s, "run_id": rec.run_id})
     return rows
 
 
@@ -171,30 +203,41 @@ def markdown(summary: dict, meta: dict) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("overrides", nargs="*")
-    ap.add_argument("--data", default=os.environ.get("FEAT2GS_TEST_DATA", str(REPO.parent / "shared" / "data")))
-    ap.add_argument("--scenes", default=",".join(SCENES),
-                    help="paths under --data, or 'synthetic' (default: the three shared scenes + synthetic)")
-    ap.add_argument("--backbones", default=",".join(BACKBONES))
-    ap.add_argument("--modes", default="GTA")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--preset", default="shared")
+    ap.add_argument("overrides", nargs="*", help="key=value config overrides appended to the suite's")
+    ap.add_argument("--suite", default="real-vs-controls", help="suite name or YAML (benchmarks/suites/)")
+    ap.add_argument("--store", default="runs/real-vs-controls.sqlite",
+                    help="results store; runs complete in it are not run again")
+    ap.add_argument("--jobs", type=int, default=None, help="concurrent runs (default: the executor's)")
+    ap.add_argument("--data", default=os.environ.get("FEAT2GS_TEST_DATA", str(REPO.parent / "shared" / "data")),
+                    help="root of the --scenes paths")
+    ap.add_argument("--scenes", default=None, help="replace the suite's scenes: paths under --data, or 'synthetic'")
+    ap.add_argument("--backbones", default=None, help="replace the suite's backbones (comma-separated)")
+    ap.add_argument("--modes", default=None, help="replace the suite's modes, e.g. G or GTA")
+    ap.add_argument("--seeds", default=None, help="replace the suite's seeds, e.g. 0,1,2")
+    ap.add_argument("--preset", default=None, help="replace the suite's preset")
     ap.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples")
     ap.add_argument("--output", default=None, metavar="JSON",
                     help="write the JSON here instead of benchmarks/results/ (and leave README.md alone)")
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args(argv)
-    scenes = [s if s == "synthetic" else str(Path(args.data) / s) for s in args.scenes.split(",")]
-    backbones = args.backbones.split(",")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    overrides = ["output.root=runs/benchmarks", *args.overrides]
+    scenes = None if args.scenes is None else \
+        [s if s == "synthetic" else str(Path(args.data) / s) for s in args.scenes.split(",")]
+    suite = build_suite(args.suite, scenes=scenes,
+                        backbones=None if args.backbones is None else args.backbones.split(","),
+                        modes=args.modes, preset=args.preset,
+                        seeds=None if args.seeds is None else [int(s) for s in args.seeds.split(",")],
+                        overrides=args.overrides)
     t = time.perf_counter()
-    rows = collect(scenes, backbones, list(args.modes), seeds, overrides, preset=args.preset)
+    rows = collect(suite, Path(args.store), jobs=args.jobs)
     hours = (time.perf_counter() - t) / 3600
+    backbones = [b.name for b in suite.backbones]
     summary = summarise(rows, controls=[c for c in (TWIN, NOISE) if c in backbones], n_boot=args.bootstrap)
-    meta = {"real": REAL, "preset": args.preset, "overrides": list(args.overrides), "seeds": seeds,
-            "runs": len(rows), "hours": hours, "scenes": args.scenes.split(","), "backbones": backbones,
-            "modes": args.modes}
+    presets = sorted({e.preset or "default" for e in suite.scenes})
+    run_hours = sum(r["time_s"] or 0.0 for r in rows) / 3600
+    meta = {"real": REAL, "suite": suite.name, "preset": ",".join(presets), "overrides": list(suite.overrides),
+            "seeds": suite.seeds, "runs": len(rows), "jobs": len(suite.jobs), "failed": len(suite.jobs) - len(rows),
+            "hours": hours, "run_hours": run_hours, "scenes": [Path(e.path).name for e in suite.scenes],
+            "backbones": backbones, "modes": "".join(suite.modes), "store": str(args.store)}
     md = markdown(summary, meta)
     data = {"rows": rows, "summary": summary, "meta": meta}
     if args.output:

@@ -190,8 +190,6 @@ def load_suite(name_or_path: Union[str, Path], check: bool = True) -> Suite:
             p = Path(sp).expanduser()
             sp = str((p if p.is_absolute() else data_root / p).resolve())
         where = f"{where0}: scenes[{i}] ({s['path']})"
-        if check:
-            _check_scene(sp, where)
         ds = s.get("dataset") or ("synthetic" if sp == "synthetic" else Path(sp).parent.name)
         sp_preset = _preset_ok(s["preset"], path.parent, where) if "preset" in s else preset
         scenes.append(SceneEntry(sp, str(ds), sp_preset, _list_of_str(s.get("overrides"), where)))
@@ -204,16 +202,22 @@ def load_suite(name_or_path: Union[str, Path], check: bool = True) -> Suite:
         bad = sorted(set(b) - BACKBONE_KEYS)
         if bad:
             raise InputError(f"{where}.{bad[0]}", f"unknown backbone key; known: {', '.join(sorted(BACKBONE_KEYS))}")
-        where = f"{where0}: backbones[{i}] ({b['name']})"
-        if check:
-            _check_backbone(str(b["name"]), where)
         backbones.append(BackboneEntry(str(b["name"]), _list_of_str(b.get("overrides"), where)))
 
     suite = Suite(str(raw.get("name") or path.stem), path, str(raw.get("description") or ""), scenes, backbones,
                   modes, list(seeds_raw), overrides)
     if check:
+        check_entries(suite)
         suite.jobs = expand(suite)
     return suite
+
+
+def check_entries(suite: Suite) -> None:
+    """Every scene of ``suite`` is a readable scene and every backbone a known one (one error naming the entry)."""
+    for i, scene in enumerate(suite.scenes):
+        _check_scene(scene.path, f"{suite.path}: scenes[{i}] ({scene.path})")
+    for i, b in enumerate(suite.backbones):
+        _check_backbone(b.name, f"{suite.path}: backbones[{i}] ({b.name})")
 
 
 def expand(suite: Suite) -> list[JobSpec]:

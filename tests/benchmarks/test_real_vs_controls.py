@@ -57,8 +57,10 @@ def test_script_on_a_tiny_configuration(tmp_path, require_weights):
             "split.n_train=2", "split.n_test=1", "init.name=dataset", "init.block=4", "train.warmup_steps=5",
             "train.steps=5", "eval.pose_steps=0", "eval.lpips=alex", "backbone.input_size=56",
             f"output.root={tmp_path / 'runs'}", f"cache.dir={tmp_path / 'cache'}"]
-    data = main(["--scenes", "synthetic", "--backbones", "dinov2_s-imgfocus,random-dinov2_s-imgfocus",
-                 "--modes", "G", "--seeds", "0,1", "--bootstrap", "200", "--output", str(out), *tiny])
+    store = tmp_path / "rvc.sqlite"
+    args = ["--scenes", "synthetic", "--backbones", "dinov2_s-imgfocus,random-dinov2_s-imgfocus", "--modes", "G",
+            "--seeds", "0,1", "--bootstrap", "200", "--store", str(store), "--jobs", "1", "--output", str(out), *tiny]
+    data = main(args)
     saved = json.loads(out.read_text())
     assert saved["summary"] == json.loads(json.dumps(data["summary"]))
     rows = saved["rows"]
@@ -71,12 +73,33 @@ def test_script_on_a_tiny_configuration(tmp_path, require_weights):
     twin = [r["psnr"] for r in rows if r["backbone"] == "random-dinov2_s-imgfocus"]
     assert twin[0] != twin[1]
     assert out.with_suffix(".md").read_text().startswith("| scene | backbone | mode |")
+    assert data["meta"]["runs"] == data["meta"]["jobs"] == 4 and data["meta"]["failed"] == 0
+    # resumable: a second call finds every run complete in the store and runs nothing
+    from benchmarks.store import ResultStore
+
+    again = main(args)
+    assert again["rows"] == data["rows"]
+    with ResultStore(store) as st:
+        assert st.counts() == {"complete": 4}
 
 
 def test_unknown_backbones_stop_before_any_run(tmp_path):
-    from feat2gs.errors import UnknownNameError
+    from feat2gs.errors import InputError
 
-    with pytest.raises(UnknownNameError, match="no-such-backbone"):
+    with pytest.raises(InputError, match="no-such-backbone"):
         main(["--scenes", "synthetic", "--backbones", "iuvrgb,no-such-backbone", "--output", str(tmp_path / "x.json"),
-              f"output.root={tmp_path / 'runs'}"])
-    assert not (tmp_path / "runs").exists()
+              "--store", str(tmp_path / "s.sqlite")])
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_suite_is_the_documented_benchmark():
+    from benchmarks.real_vs_controls import BACKBONES, SCENES, build_suite
+
+    suite = build_suite(scenes=["synthetic"])  # the shared scenes need not be present for this check
+    assert [b.name for b in suite.backbones] == list(BACKBONES) and suite.modes == ["G", "T", "A"]
+    assert suite.seeds == [0, 1, 2] and len(suite.jobs) == len(BACKBONES) * 3 * 3
+    from benchmarks.suite import load_suite
+
+    raw = load_suite("real-vs-controls", check=False)
+    assert [s.path.rsplit("/", 2)[-2:] if s.path != "synthetic" else ["synthetic"] for s in raw.scenes] == \
+        [p.split("/") for p in SCENES]
