@@ -25,7 +25,7 @@ import traceback
 import warnings
 from typing import Optional, Sequence
 
-from .errors import Feat2GSError, Terminated
+from .errors import Feat2GSError, Interrupted, Terminated
 
 #: modules of ``feat2gs.commands`` whose ``register(subparsers)`` adds their sub-commands
 COMMAND_MODULES = ("probe", "backbones", "moge", "runs", "data", "sweep", "store", "report")
@@ -59,6 +59,10 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 def _raise_terminated(signum, frame):
     raise Terminated(signum)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted()
 
 
 def _error_log(e: BaseException) -> Optional[str]:
@@ -123,9 +127,12 @@ def run_command(args: argparse.Namespace) -> int:
     from . import progress
 
     previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    handlers = {signal.SIGINT: _raise_interrupted, signal.SIGTERM: _raise_terminated, signal.SIGHUP: _raise_terminated}
+    for sig, handler in handlers.items():
         try:
-            previous[sig] = signal.signal(sig, _raise_terminated)
+            if signal.getsignal(sig) is signal.SIG_IGN:  # e.g. SIGHUP under nohup: stays ignored
+                continue
+            previous[sig] = signal.signal(sig, handler)
         except (ValueError, OSError):  # not the main thread
             pass
     was_enabled = progress.enabled()

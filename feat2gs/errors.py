@@ -54,6 +54,13 @@ class WeightsFetchError(Feat2GSError, RuntimeError):
     """``feat2gs weights fetch`` could not get or verify a weights source (offline, hash mismatch, ...)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, raised by the CLI's own SIGINT handler. A subclass so that CPython does not turn the exit status
+    into a death by SIGINT: when a plain ``KeyboardInterrupt`` crosses code run by ``exec`` of a string (e.g. a
+    dataclass being created during a lazy import) the interpreter records it as unhandled, even when the CLI
+    catches it later, and the process then exits by re-raising SIGINT instead of with status 130."""
+
+
 class Terminated(BaseException):
     """The process received a termination signal (SIGTERM, SIGHUP); raised by the CLI's signal handler so that
     the run in progress is marked failed on the way out. A ``BaseException``, like ``KeyboardInterrupt``."""
