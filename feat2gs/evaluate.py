@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from omegaconf import DictConfig
 
+from .config.schema import EvalConfig
 from .gaussians import Gaussians
 from .geometry.pose import PoseCorrection
 from .metrics.image import LPIPSUnavailable, MaskedLPIPS, masked_l1, mean_color_psnr, psnr, ssim
@@ -99,7 +99,7 @@ def build_lpips(net: str, device: str) -> tuple[Optional[MaskedLPIPS], str]:
 
 
 def evaluate_views(renderer: Renderer, gaussians: Gaussians, test: Scene, masks: torch.Tensor,
-                   cfg: DictConfig, extent: float, mean_color: torch.Tensor,
+                   cfg: EvalConfig, extent: float, mean_color: torch.Tensor,
                    lpips_metric: Optional[MaskedLPIPS] = None, lpips_status: str = "disabled") -> EvalResult:
     """Refine each test pose, render, and score over the valid pixels ``masks`` (Vt, H, W)."""
     device = gaussians.means.device
@@ -112,9 +112,9 @@ def evaluate_views(renderer: Renderer, gaussians: Gaussians, test: Scene, masks:
             before = renderer.render(gaussians.detach(), K_all[i:i + 1], vm[None], test.width, test.height)
         psnr_before = float(psnr(before.image[0].clamp(0, 1), image, mask)[0]) if mask.any() else float("nan")
         ref = None
-        if int(cfg.pose_steps) > 0 and mask.any():
-            ref = refine_test_pose(renderer, gaussians, K_all[i], vm, image, mask, int(cfg.pose_steps),
-                                   float(cfg.pose_lr_r), float(cfg.pose_lr_t), extent)
+        if cfg.pose_steps > 0 and mask.any():
+            ref = refine_test_pose(renderer, gaussians, K_all[i], vm, image, mask, cfg.pose_steps,
+                                   cfg.pose_lr_r, cfg.pose_lr_t, extent)
             vm = ref.viewmat
         with torch.no_grad():
             out = renderer.render(gaussians.detach(), K_all[i:i + 1], vm[None], test.width, test.height)

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any, Optional, Protocol, Sequence, Union
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from backbones import BackboneOptions, build_backbone
 from backbones.base import FeatureMap
 from probes.features import GaussianFeatures
 from probes.pca import PCA
 
-from .errors import InputError
+from .config.backbones import COMPONENT_FIELDS, backbone_names, check_components
+from .config.typed import ConfigLike, as_typed
 from .feature_cache import CacheStats, FeatureCache, extract_features, options_key
 
 
@@ -46,7 +46,6 @@ class _HasTrainViews(Protocol):
     init: Any
 
 #: fields of ``BackboneOptions`` that ``backbone.per_backbone.<name>`` may set
-COMPONENT_FIELDS = ("layer", "weights", "input_size", "variant", "seed", "arch_overrides")
 
 
 @dataclass
@@ -78,57 +77,22 @@ class PreparedFeatures:
 
 
 # ---------------------------------------------------------------------------------------------- config
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
-def backbone_names(cfg: DictConfig) -> list[str]:
-    """The backbone(s) of ``backbone.name``: a name, names joined by ``+``, or a list of names."""
-    raw = _plain(cfg.backbone.name)
-    items = raw if isinstance(raw, (list, tuple)) else str(raw).split("+")
-    names = [str(n).strip() for n in items]
-    if not names or any(not n for n in names):
-        raise InputError("backbone.name", f"expected a backbone name, 'a+b' or a list of names, got {raw!r}")
-    if len(set(names)) != len(names):
-        raise InputError("backbone.name", f"{raw!r} names a backbone twice")
-    return names
-
-
-def backbone_options(cfg: DictConfig, device: str, name: Optional[str] = None) -> BackboneOptions:
+def backbone_options(cfg: ConfigLike, device: str, name: Optional[str] = None) -> BackboneOptions:
     """``BackboneOptions`` from ``backbone.*``; for a component ``name`` of a concatenation, with its
-    ``backbone.per_backbone.<name>`` values on top."""
-    b = cfg.backbone
-    values = {k: _plain(b[k]) for k in COMPONENT_FIELDS}
-    per = _plain(b.get("per_backbone")) or {}
-    if not isinstance(per, dict):
-        raise InputError("backbone.per_backbone", f"expected a mapping name -> options, got {per!r}")
-    if name is not None and name in per:
-        extra = per[name] or {}
-        bad = sorted(set(extra) - set(COMPONENT_FIELDS)) if isinstance(extra, dict) else [repr(extra)]
-        if bad:
-            raise InputError(f"backbone.per_backbone.{name}", f"unknown option(s) {bad}; allowed: "
-                                                              f"{', '.join(COMPONENT_FIELDS)}")
-        values.update(extra)
+    ``backbone.per_backbone.<name>`` values on top (their keys and types were checked at load)."""
+    b = as_typed(cfg).backbone
+    values = {k: getattr(b, k) for k in COMPONENT_FIELDS}
+    if name is not None:
+        values.update((b.per_backbone or {}).get(name) or {})
     return BackboneOptions(layer=values["layer"], weights=values["weights"], seed=int(values["seed"]),
                            device=device, input_size=values["input_size"], variant=values["variant"],
                            arch_overrides=values["arch_overrides"] or {})
 
 
-def feature_cache(cfg: DictConfig) -> Optional[FeatureCache]:
+def feature_cache(cfg: ConfigLike) -> Optional[FeatureCache]:
     """The cache of ``cache.dir`` (default folder when null), or None when ``backbone.cache`` is false."""
-    if not bool(OmegaConf.select(cfg, "backbone.cache", default=True)):
-        return None
-    return FeatureCache(OmegaConf.select(cfg, "cache.dir", default=None))
-
-
-def check_components(cfg: DictConfig, names: Sequence[str]) -> None:
-    per = _plain(cfg.backbone.get("per_backbone")) or {}
-    unknown = sorted(set(per) - set(names)) if isinstance(per, dict) else []
-    if unknown:
-        raise InputError("backbone.per_backbone", f"{unknown} are not among the backbones {list(names)}")
-    if len(names) > 1 and cfg.backbone.weights:
-        raise InputError("backbone.weights", "with several backbones give each one its checkpoint in "
-                                             "backbone.per_backbone.<name>.weights")
+    c = as_typed(cfg)
+    return FeatureCache(c.cache.dir) if c.backbone.cache else None
 
 
 # ---------------------------------------------------------------------------------------------- stages
@@ -148,8 +112,9 @@ def extract_backbone(name: str, opts: BackboneOptions, images: torch.Tensor,
     return BackboneFeatures(backbone.name, fmap, backbone.per_pixel, stats, time.perf_counter() - t)
 
 
-def component_features(cfg: DictConfig, images: torch.Tensor, device: str = "cpu") -> list[BackboneFeatures]:
+def component_features(cfg: ConfigLike, images: torch.Tensor, device: str = "cpu") -> list[BackboneFeatures]:
     """Raw features of every backbone of ``backbone.name`` on ``images`` (V, 3, H, W) in [0, 1]."""
+    cfg = as_typed(cfg)
     names = backbone_names(cfg)
     check_components(cfg, names)
     cache = feature_cache(cfg)
@@ -218,10 +183,11 @@ def reduce_features(components: Sequence[BackboneFeatures], pca_dim: int) -> tup
     return concatenate([c.feature_map for c in components], pca_dim)
 
 
-def prepare_features(cfg: DictConfig, prep: _HasTrainViews, device: str = "cpu") -> PreparedFeatures:
+def prepare_features(cfg: ConfigLike, prep: _HasTrainViews, device: str = "cpu") -> PreparedFeatures:
     """Features of the train views of ``prep`` for the backbone(s) of ``cfg``, ready for the readout."""
+    cfg = as_typed(cfg)
     components = component_features(cfg, prep.train.images, device)
-    fmap, reduced = reduce_features(components, int(cfg.probe.pca_dim))
+    fmap, reduced = reduce_features(components, cfg.probe.pca_dim)
     first = components[0].feature_map
     info: dict[str, Any] = {
         "backbone": "+".join(c.name for c in components),

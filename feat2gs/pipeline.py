@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from probes.features import GaussianFeatures
 from probes.readout import Readout
 
+from .config import Config, ConfigLike, as_typed
+from .config.backbones import backbone_label
 from .data import SceneCatalogue, open_scene, write_colmap, write_transforms
 from .data.frame import Frame, apply_frame, scene_frame
 from .data.split import named_split
@@ -60,33 +62,35 @@ class PreparedScene:
     frame: Optional[Frame] = None
 
 
-def open_working_scene(cfg: DictConfig) -> SceneCatalogue:
+def open_working_scene(cfg: ConfigLike) -> SceneCatalogue:
     """The scene's catalogue (cameras, names, files; no pixels decoded) from ``cfg.scene``."""
-    options = OmegaConf.to_container(cfg.scene.options, resolve=True) or {}
-    fmt = cfg.scene.format or None
+    sc = as_typed(cfg).scene
+    options = dict(sc.options or {})
+    fmt = sc.format or None
     legacy = options.pop("format", None)  # scene.options.format, the undocumented key of earlier versions
     if legacy and fmt and legacy != fmt:
         raise InputError("scene.format", f"scene.format={fmt} but scene.options.format={legacy}; give scene.format")
-    return open_scene(str(cfg.scene.path), fmt or legacy, **options)
+    return open_scene(sc.path, fmt or legacy, **options)
 
 
-def load_working_scene(cfg: DictConfig, views: Optional[Sequence[int]] = None,
+def load_working_scene(cfg: ConfigLike, views: Optional[Sequence[int]] = None,
                        catalogue: Optional[SceneCatalogue] = None) -> Scene:
     """``views`` of the scene (default all), decoded and resized on load to the working resolution, mapped to
     the normalised frame (``scene.normalize``; the frame uses every camera of the catalogue) and, for scenes with
     object masks, with the background blacked out (``scene.background``)."""
+    cfg = as_typed(cfg)
     catalogue = catalogue or open_working_scene(cfg)
-    scene = catalogue.load(views, cfg.scene.long_side or None, int(cfg.scene.multiple or 1))
+    scene = catalogue.load(views, cfg.scene.long_side or None, cfg.scene.multiple)
     return to_working_frame(cfg, scene, catalogue.cameras)
 
 
-def to_working_frame(cfg: DictConfig, scene: Scene, all_cameras: Optional[Cameras] = None) -> Scene:
-    frame = scene_frame(scene, str(OmegaConf.select(cfg, "scene.normalize", default="auto")), cameras=all_cameras)
+def to_working_frame(cfg: ConfigLike, scene: Scene, all_cameras: Optional[Cameras] = None) -> Scene:
+    sc = as_typed(cfg).scene
+    frame = scene_frame(scene, sc.normalize, cameras=all_cameras)
     scene = apply_frame(scene, frame)
     scene.meta["frame"] = frame.as_dict()  # also for the identity frame (apply_frame returns the scene as is)
-    background = str(OmegaConf.select(cfg, "scene.background", default="black"))
-    if scene.masks is not None and background == "black":
-        scene = mask_background(scene, int(OmegaConf.select(cfg, "scene.mask_erosion", default=0) or 0))
+    if scene.masks is not None and sc.background == "black":
+        scene = mask_background(scene, sc.mask_erosion)
     return scene
 
 
@@ -100,34 +104,29 @@ def mask_background(scene: Scene, erosion: int) -> Scene:
     return replace(scene, images=scene.images * masks[:, None].float(), masks=masks, meta=meta)
 
 
-def split_from_config(cfg: DictConfig, scene: Union[Scene, SceneCatalogue]) -> Split:
+def split_from_config(cfg: ConfigLike, scene: Union[Scene, SceneCatalogue]) -> Split:
     """The split (``split.name`` and friends) of a scene or catalogue: cameras and the dataset's own splits only."""
-    s = cfg.split
-    return named_split(scene, str(OmegaConf.select(cfg, "split.name", default="default")),
-                       None if s.n_train is None else int(s.n_train), test=str(s.test), n_test=s.n_test,
+    s = as_typed(cfg).split
+    return named_split(scene, s.name, s.n_train, test=s.test, n_test=s.n_test,
                        train=None if s.train is None else list(s.train),
                        test_indices=None if s.test_indices is None else list(s.test_indices))
 
 
-def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene, test: Scene
+def _scene_stage(cfg: Config, scene: Scene, split: Split, train: Scene, test: Scene
                  ) -> tuple[PointInit, EvalMask, bool, Optional[tuple[Cameras, dict]]]:
     """The initialisation of the train views and the evaluation mask, through the on-disk scene-stage cache.
     ``split`` indexes ``scene`` (which holds just the split's views, train then test). For a pose-free
     initialiser also the recovered train + registered test cameras and the pose metrics (else None); its
     evaluation mask is computed with those cameras."""
-    init_opts = OmegaConf.to_container(cfg.init.options, resolve=True) or {}
+    init_opts = dict(cfg.init.options or {})
     ev = cfg.eval
-    mask_opts = {"method": str(OmegaConf.select(cfg, "eval.mask", default="auto")),
-                 "rel_tol": float(OmegaConf.select(cfg, "eval.mask_rel_tol", default=0.01)),
-                 "mvs_rel_tol": float(OmegaConf.select(cfg, "eval.mask_mvs_rel_tol", default=0.02)),
-                 "mvs_options": OmegaConf.to_container(ev.mask_mvs_options, resolve=True)
-                 if OmegaConf.select(cfg, "eval.mask_mvs_options") is not None else {}}
+    mask_opts = {"method": ev.mask, "rel_tol": float(ev.mask_rel_tol), "mvs_rel_tol": float(ev.mask_mvs_rel_tol),
+                 "mvs_options": dict(ev.mask_mvs_options or {})}
     key = stage_key({"scene": scene_digest(scene), "train": list(split.train), "test": list(split.test),
-                     "init": str(cfg.init.name), "init_options": init_opts, "eval_mask": mask_opts})
-    enabled = bool(OmegaConf.select(cfg, "cache.scenes", default=True))
+                     "init": cfg.init.name, "init_options": init_opts, "eval_mask": mask_opts})
 
     def compute() -> dict:
-        initialiser = build_initialiser(str(cfg.init.name), **init_opts)
+        initialiser = build_initialiser(cfg.init.name, **init_opts)
         init = initialiser(train)
         out: dict[str, Any] = {}
         mask_scene = scene
@@ -143,7 +142,7 @@ def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene, test
                 "meta_json": json.dumps(init.meta, default=str),
                 "mask": em.masks, "mask_method": em.method, "mask_meta_json": json.dumps(em.meta, default=str)}
 
-    v, hit = scene_stage_cache(OmegaConf.select(cfg, "cache.dir_scenes"), enabled).get_or_compute(key, compute)
+    v, hit = scene_stage_cache(cfg.cache.dir_scenes, cfg.cache.scenes).get_or_compute(key, compute)
     posefree = None
     train_cams = train.cameras
     if "cams_K" in v:
@@ -157,10 +156,11 @@ def _scene_stage(cfg: DictConfig, scene: Scene, split: Split, train: Scene, test
     return init, em, hit, posefree
 
 
-def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Scene]] = None) -> PreparedScene:
+def prepare_scene(cfg: ConfigLike, catalogue: Optional[Union[SceneCatalogue, Scene]] = None) -> PreparedScene:
     """Scene, split, initialisation and evaluation mask; ``catalogue`` replaces ``cfg.scene.path`` (a catalogue,
     or a Scene made in memory, in its dataset units and at any resolution)."""
     t0 = time.perf_counter()
+    cfg = as_typed(cfg)
     if isinstance(catalogue, Scene):
         catalogue = SceneCatalogue.from_scene(catalogue, "memory")
     catalogue = catalogue or open_working_scene(cfg)
@@ -170,7 +170,7 @@ def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Sce
     n_train = len(split.train)
     train, test = scene.subset(range(n_train)), scene.subset(range(n_train, len(used)))
     local = Split(tuple(range(n_train)), tuple(range(n_train, len(used))), split.rule)
-    block = int(cfg.init.block)
+    block = cfg.init.block
     full_init, em, hit, posefree = _scene_stage(cfg, scene, local, train, test)
     gt_train = train  # GT depth lives in the (normalised) dataset frame
     poses = None
@@ -181,8 +181,8 @@ def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Sce
         test = replace(test, cameras=Cameras(cams.K[n:], cams.viewmats[n:], test.width, test.height), depths=None)
     init = full_init.pooled(block)
     pts, cols = init.points[init.valid], init.colors[init.valid]
-    init_gaussians = Gaussians.from_points(pts, cols, knn_log_scales(pts), opacity=float(cfg.probe.init_opacity),
-                                           sh_degree=int(cfg.probe.sh_degree))
+    init_gaussians = Gaussians.from_points(pts, cols, knn_log_scales(pts), opacity=cfg.probe.init_opacity,
+                                           sh_degree=cfg.probe.sh_degree)
     gt = None
     init_error = None
     if gt_train.depths is not None:  # geometry metrics align the Gaussians to these by sim(3)
@@ -199,7 +199,7 @@ def prepare_scene(cfg: DictConfig, catalogue: Optional[Union[SceneCatalogue, Sce
     frame = Frame.from_dict(scene.meta["frame"])
     info = {"scene": scene.name, "format": catalogue.format, "views": catalogue.num_views,
             "resolution": [scene.width, scene.height],
-            "split": split.rule, "split_name": str(OmegaConf.select(cfg, "split.name", default="default")),
+            "split": split.rule, "split_name": cfg.split.name,
             "train_indices": list(split.train), "test_indices": list(split.test),
             "train_views": list(train.image_names), "test_views": list(test.image_names), "split_rule": split.rule,
             "gaussians": len(init_gaussians), "grid": list(init.valid.shape[1:]), "grid_stride": block,
@@ -243,25 +243,17 @@ def geometry_metrics(prep: PreparedScene, g: Gaussians) -> Optional[dict]:
                          units=frame.units)
 
 
-def head_width(cfg: DictConfig, feat_dim: int) -> int:
+def head_width(cfg: ConfigLike, feat_dim: int) -> int:
     """``probe.hidden``: an int, or ``input`` for the reference's D x D heads (6 -> 6 -> out for IUVRGB)."""
-    h = cfg.probe.hidden
-    if str(h) == "input":
-        return int(feat_dim)
-    try:
-        h = int(h)
-    except (TypeError, ValueError):
-        raise InputError("probe.hidden", f"expected a positive int or 'input', got {h!r}") from None
-    if h < 1:
-        raise InputError("probe.hidden", f"expected a positive int or 'input', got {h}")
-    return h
+    h = as_typed(cfg).probe.hidden
+    return int(feat_dim) if h == "input" else int(h)
 
 
-def run_summary(cfg: DictConfig, prep: PreparedScene, ev: EvalResult) -> dict:
+def run_summary(cfg: ConfigLike, prep: PreparedScene, ev: EvalResult) -> dict:
     """The flat record of a run that reports, stores and leaderboards read."""
+    cfg = as_typed(cfg)
     s, i = ev.summary, prep.info
-    return {"scene": i["scene"], "backbone": str(cfg.backbone.name), "mode": str(cfg.probe.mode),
-            "seed": int(cfg.seed), "init": i["init"], "split": i["split"], "gaussians": i["gaussians"],
+    return {"scene": i["scene"], "backbone": backbone_label(cfg), "mode": cfg.probe.mode, "seed": cfg.seed, "init": i["init"], "split": i["split"], "gaussians": i["gaussians"],
             "train_coverage": i["train_coverage"], "eval_coverage": i["eval_coverage"],
             "eval_mask_sha256": i["eval_mask_sha256"], "psnr": s.get("psnr"), "psnr_full": s.get("psnr_full"),
             "psnr_no_pose_refine": s.get("psnr_no_pose_refine"), "ssim": s.get("ssim"),
@@ -271,31 +263,33 @@ def run_summary(cfg: DictConfig, prep: PreparedScene, ev: EvalResult) -> dict:
 
 def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Optional[PreparedFeatures] = None,
               run_name: Optional[str] = None) -> ProbeRun:
-    """One probe run end to end; writes the run folder and returns its metrics."""
-    seed = int(cfg.seed)
-    run = RunDir.create(str(cfg.output.root), run_name or cfg.output.name or default_run_name(cfg), cfg, seed)
+    """One probe run end to end; writes the run folder (with ``cfg`` as given: the raw tree is what
+    config.yaml records) and returns its metrics. The stages read the typed config."""
+    c = as_typed(cfg)
+    seed = c.seed
+    run = RunDir.create(c.output.root, run_name or c.output.name or default_run_name(cfg), cfg, seed)
     try:
         seed_everything(seed)
-        device = resolve_device(str(cfg.device))
+        device = resolve_device(c.device)
         with run.timer("prepare_scene"):
-            prep = prep or prepare_scene(cfg)
+            prep = prep or prepare_scene(c)
         with run.timer("features"):
-            feats = feats or prepare_features(cfg, prep, device)
-        renderer = get_renderer(str(cfg.render.backend))
+            feats = feats or prepare_features(c, prep, device)
+        renderer = get_renderer(c.render.backend)
         seed_everything(seed)
-        readout = Readout(str(cfg.probe.mode), feats.features.dim, prep.init_gaussians,
-                          hidden=head_width(cfg, feats.features.dim)).to(device)
+        readout = Readout(c.probe.mode, feats.features.dim, prep.init_gaussians,
+                          hidden=head_width(c, feats.features.dim)).to(device)
         images = prep.train.images.to(device)
         trainer = ProbeTrainer(readout, _to(feats.features, device), images, prep.train.cameras, renderer,
-                               cfg.train, prep.extent, seed)
+                               c.train, prep.extent, seed)
         with run.timer("train"):
-            result = trainer.run(desc=f"{cfg.backbone.name}/{cfg.probe.mode}")
+            result = trainer.run(desc=f"{backbone_label(c)}/{c.probe.mode}")
         mean_color = prep.train.images.mean(dim=(0, 2, 3))
-        lpips_metric, lpips_status = build_lpips(str(cfg.eval.lpips), device)
+        lpips_metric, lpips_status = build_lpips(c.eval.lpips, device)
         with run.timer("evaluate"):
-            ev = evaluate_views(renderer, result.gaussians, prep.test, prep.test_masks, cfg.eval, prep.extent,
+            ev = evaluate_views(renderer, result.gaussians, prep.test, prep.test_masks, c.eval, prep.extent,
                                 mean_color, lpips_metric, lpips_status)
-        summary = run_summary(cfg, prep, ev)
+        summary = run_summary(c, prep, ev)
         geometry = geometry_metrics(prep, result.gaussians)
         if geometry is not None:
             summary.update({k: geometry.get(k) for k in ("accuracy", "completeness", "distance")},
@@ -306,14 +300,14 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         metrics = {
             "summary": summary, "warnings": warnings,
             "scene": prep.info, "features": feats.info, "renderer": renderer.name,
-            "mode": str(cfg.probe.mode), "backbone": str(cfg.backbone.name), "poses": prep.info.get("poses"),
+            "mode": c.probe.mode, "backbone": backbone_label(c), "poses": prep.info.get("poses"),
             "nvs": ev.summary, "views": [v.as_dict() for v in ev.views],
             "geometry": geometry,
             "train": {"final_photo_loss": (result.history["photo_loss"] or [None])[-1],
                       "history": result.history},
         }
         with run.timer("write"):
-            write_outputs(run, cfg, prep, result, ev)
+            write_outputs(run, c, prep, result, ev)
             if not feats.info.get("per_pixel"):
                 write_feature_visualisation(run.path / "features.png", feats, prep.train.images)
         run.write_json("metrics.json", metrics)
@@ -324,7 +318,7 @@ def run_probe(cfg: DictConfig, prep: Optional[PreparedScene] = None, feats: Opti
         raise
 
 
-def write_outputs(run: RunDir, cfg: DictConfig, prep: PreparedScene, result: TrainResult, ev: EvalResult) -> None:
+def write_outputs(run: RunDir, cfg: Config, prep: PreparedScene, result: TrainResult, ev: EvalResult) -> None:
     write_gaussians_ply(run.path / "gaussians.ply", result.gaussians)
     test_viewmats = torch.stack([v.pose.viewmat.cpu() if v.pose else prep.test.cameras.viewmats[i]
                                  for i, v in enumerate(ev.views)])

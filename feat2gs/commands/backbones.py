@@ -173,21 +173,23 @@ def cmd_weights_fetch(args) -> int:
 def scene_images(cfg, views: str = "train"):
     """(images (V, 3, H, W) at the working resolution, their names) of the scene's train views (``cfg.split``)
     or of all views."""
+    from ..config import as_typed
     from ..pipeline import open_working_scene, split_from_config
 
+    cfg = as_typed(cfg)
     catalogue = open_working_scene(cfg)
     idx = None if views == "all" else split_from_config(cfg, catalogue).train
-    scene = catalogue.load(idx, cfg.scene.long_side or None, int(cfg.scene.multiple or 1))
+    scene = catalogue.load(idx, cfg.scene.long_side or None, cfg.scene.multiple)
     return scene.images, list(scene.image_names)
 
 
 def cmd_features(args) -> int:
-    from ..config import load_config
+    from ..config import as_typed, load_config
     from ..errors import InputError
     from ..features import component_features, feature_cache, reduce_features, write_feature_visualisation
     from ..device import resolve_device
 
-    cfg = load_config(args.overrides, preset=args.preset)
+    cfg = as_typed(load_config(args.overrides, preset=args.preset))
     cache = feature_cache(cfg)
     if cache is None:
         raise InputError("backbone.cache", "`feat2gs features` fills the feature cache; it cannot be false")
@@ -196,7 +198,7 @@ def cmd_features(args) -> int:
 
         ensure_writable_dir(Path(args.png).expanduser().parent, "--png")
     images, names = scene_images(cfg, args.views)
-    device = resolve_device(str(cfg.device))
+    device = resolve_device(cfg.device)
     print(f"scene {cfg.scene.path}: {len(names)} {args.views} views at {images.shape[-1]}x{images.shape[-2]} "
           f"({', '.join(names)})")
     components = component_features(cfg, images, device)
@@ -210,7 +212,7 @@ def cmd_features(args) -> int:
     print(text_table(["backbone", "channels", "grid", "hits", "extracted", "corrupt", "seconds", ""], rows))
     print(f"feature cache: {cache.root}")
     if args.png:
-        fmap, _ = reduce_features(components, int(cfg.probe.pca_dim))
+        fmap, _ = reduce_features(components, cfg.probe.pca_dim)
         print(f"visualisation: {write_feature_visualisation(args.png, fmap, images)}")
     return 0
 

@@ -18,7 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigError
+from .backbones import COMPONENT_FIELDS, backbone_names, check_components
 from .schema import MODES, Config
+from .typed import ConfigLike, as_typed, typed  # noqa: F401 -- re-exported
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
@@ -129,7 +131,7 @@ def validate(cfg: DictConfig) -> Config:
 
     check_scene_options(typed_cfg.scene.path, typed_cfg.scene.options, typed_cfg.scene.format)
     check_init_options(typed_cfg.init.name, typed_cfg.init.options)
-    _check_backbones(cfg)
+    _check_backbones(typed_cfg)
     cfg.probe.mode = typed_cfg.probe.mode
     return typed_cfg
 
@@ -147,14 +149,12 @@ def _check_cross(c: Config) -> None:
                                              f"({c.scene.multiple})")
 
 
-def _check_backbones(cfg: DictConfig) -> None:
+def _check_backbones(c: Config) -> None:
     """``backbone.name`` well formed and registered, ``backbone.per_backbone`` naming its components (layers
     and sizes are checked when the model is built)."""
     from backbones import backbone_names as registered
 
-    from ..features import COMPONENT_FIELDS, backbone_names, check_components
-
-    names = backbone_names(cfg)
+    names = backbone_names(c)
     known = registered()
     for n in names:
         if n not in known:
@@ -162,11 +162,11 @@ def _check_backbones(cfg: DictConfig) -> None:
             raise ConfigError("backbone.name", f"unknown backbone {n!r}"
                                                + (f"; did you mean {', '.join(close)}?" if close else
                                                   "; `feat2gs backbones` lists them"))
-    check_components(cfg, names)
+    check_components(c, names)
     from .schema import BackboneConfig, check_value, section_fields
 
     spec = section_fields(BackboneConfig)
-    for name, extra in (OmegaConf.to_container(cfg.backbone.per_backbone, resolve=True) or {}).items():
+    for name, extra in (c.backbone.per_backbone or {}).items():
         where = f"backbone.per_backbone.{name}"
         if not isinstance(extra, dict):
             raise ConfigError(where, f"expected a mapping of options, got {extra!r}")
@@ -174,11 +174,6 @@ def _check_backbones(cfg: DictConfig) -> None:
             if k not in COMPONENT_FIELDS:
                 raise ConfigError(f"{where}.{k}", f"unknown option; allowed: {', '.join(COMPONENT_FIELDS)}")
             check_value(v, *spec[k], f"{where}.{k}")
-
-
-def typed(cfg: DictConfig) -> Config:
-    """The typed ``Config`` of an already validated ``cfg`` (no option-group checks)."""
-    return Config.from_mapping(OmegaConf.to_container(cfg, resolve=True))
 
 
 def parse_modes(text: str, where: str = "--modes") -> list[str]:
