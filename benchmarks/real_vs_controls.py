@@ -115,8 +115,8 @@ def build_suite(name: str = "real-vs-controls", scenes: Optional[Sequence[str]] 
     suite = load_suite(name, check=False)
     if scenes is not None:  # new entries take the suite's (first scene's) preset
         default = suite.scenes[0].preset if suite.scenes else None
-        suite.scenes = [SceneEntry("synthetic", "synthetic", default) if s == "synthetic"
-                        else SceneEntry(str(Path(s).resolve()), Path(s).resolve().parent.name, default)
+        suite.scenes = [SceneEntry("synthetic", "synthetic", default, source=s) if s == "synthetic"
+                        else SceneEntry(str(Path(s).resolve()), Path(s).resolve().parent.name, default, source=s)
                         for s in scenes]
     if preset is not None:
         suite.scenes = [dataclasses.replace(e, preset=preset) for e in suite.scenes]

@@ -50,6 +50,7 @@ class SceneEntry:
     dataset: str
     preset: Optional[str]
     overrides: tuple[str, ...] = ()
+    source: str = ""  # the path as the suite wrote it (for messages)
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def load_suite(name_or_path: Union[str, Path], check: bool = True) -> Suite:
         where = f"{where0}: scenes[{i}] ({s['path']})"
         ds = s.get("dataset") or ("synthetic" if sp == "synthetic" else Path(sp).parent.name)
         sp_preset = _preset_ok(s["preset"], path.parent, where) if "preset" in s else preset
-        scenes.append(SceneEntry(sp, str(ds), sp_preset, _list_of_str(s.get("overrides"), where)))
+        scenes.append(SceneEntry(sp, str(ds), sp_preset, _list_of_str(s.get("overrides"), where), str(s["path"])))
     backbones = []
     for i, b in enumerate(raw["backbones"]):
         b = {"name": b} if isinstance(b, str) else b
@@ -215,7 +216,7 @@ def load_suite(name_or_path: Union[str, Path], check: bool = True) -> Suite:
 def check_entries(suite: Suite) -> None:
     """Every scene of ``suite`` is a readable scene and every backbone a known one (one error naming the entry)."""
     for i, scene in enumerate(suite.scenes):
-        _check_scene(scene.path, f"{suite.path}: scenes[{i}] ({scene.path})")
+        _check_scene(scene.path, f"{suite.path}: scenes[{i}] ({scene.source or scene.path})")
     for i, b in enumerate(suite.backbones):
         _check_backbone(b.name, f"{suite.path}: backbones[{i}] ({b.name})")
 
